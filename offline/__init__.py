@@ -1,0 +1,1 @@
+"""The offline trainer: baseline segments from an event history."""

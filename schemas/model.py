@@ -1,0 +1,190 @@
+"""The segment model artifact: versioned JSON, never pickle.
+
+A worker loads it from the ``segment-models`` topic or the model directory, so
+everything it needs to score a customer is data validated here: shapes,
+finiteness, feature names.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Annotated, Final, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from schemas._base import Contract, UtcDatetime
+from schemas.segments import FEATURE_NAMES, FeatureName
+
+SEGMENT_MODEL_SCHEMA_VERSION: Final = 1
+MAX_MODEL_BYTES = 4 * 1024 * 1024
+"""Artifacts above this size are refused before parsing (a real one is a few tens of KiB)."""
+MAX_SEGMENTS = 32
+
+Transform = Literal["identity", "log1p"]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _default_transforms() -> dict[FeatureName, Transform]:
+    return {"recency_days": "identity", "frequency": "log1p", "monetary": "log1p"}
+
+
+class FeatureDefinition(Contract):
+    """How raw RFM features are computed and transformed before scaling."""
+
+    names: tuple[FeatureName, ...] = FEATURE_NAMES
+    window_days: Annotated[int, Field(ge=1, le=3660)] = 365
+    transforms: dict[FeatureName, Transform] = Field(default_factory=_default_transforms)
+    definition: str = (
+        "As of T with window W days, per customer with a purchase at or before T: "
+        "recency_days = (T - last purchase at or before T) in days; frequency = purchases "
+        "whose UTC date lies in [date(T)-W+1, date(T)]; monetary = purchase minus refund "
+        "amounts over the same dates, floored at 0. Events after T are ignored, sessions "
+        "do not count, a duplicated event_id counts once."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> FeatureDefinition:
+        if self.names != FEATURE_NAMES:
+            raise ValueError(f"feature names must be exactly {list(FEATURE_NAMES)}")
+        if set(self.transforms) != set(FEATURE_NAMES):
+            raise ValueError("transforms must name every feature exactly once")
+        return self
+
+
+class Scaler(Contract):
+    """Standardisation applied after the transforms: z = (x - mean) / scale."""
+
+    mean: tuple[FiniteFloat, ...]
+    scale: tuple[Annotated[float, Field(gt=0.0, allow_inf_nan=False)], ...]
+
+
+class SegmentProfile(Contract):
+    """What a segment looks like, in raw feature units."""
+
+    size: Annotated[int, Field(ge=0)]
+    share: Annotated[float, Field(ge=0.0, le=1.0)]
+    mean: dict[FeatureName, FiniteFloat]
+    median: dict[FeatureName, FiniteFloat]
+    average_order_value: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    revenue_share: Annotated[float, Field(ge=0.0, le=1.0)]
+    zscores: dict[FeatureName, FiniteFloat]
+    description: str = ""
+
+
+class Segment(Contract):
+    """One segment: stable id, human name, centroid in the scaled space."""
+
+    segment_id: Annotated[int, Field(ge=0)]
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    centroid: tuple[FiniteFloat, ...]
+    profile: SegmentProfile | None = None
+
+
+class ReferenceDistribution(Contract):
+    """A feature's training distribution, binned, for drift statistics."""
+
+    bin_edges: tuple[FiniteFloat, ...]
+    proportions: tuple[Annotated[float, Field(ge=0.0, le=1.0)], ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReferenceDistribution:
+        edges = self.bin_edges
+        if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
+            raise ValueError("bin_edges must hold at least two strictly increasing values")
+        if len(self.proportions) != len(edges) - 1:
+            raise ValueError("proportions must have one entry per bin (len(bin_edges) - 1)")
+        if not math.isclose(sum(self.proportions), 1.0, abs_tol=1e-6):
+            raise ValueError("proportions must sum to 1")
+        return self
+
+
+class ValidationMetrics(Contract):
+    """Figures the trainer measured; absent ones were not computed."""
+
+    silhouette: FiniteFloat | None = None
+    davies_bouldin: FiniteFloat | None = None
+    calinski_harabasz: FiniteFloat | None = None
+    bootstrap_ari: FiniteFloat | None = None
+    segment_jaccard: dict[str, FiniteFloat] = Field(default_factory=dict)
+    holdout_ari: FiniteFloat | None = None
+    holdout_changed_share: FiniteFloat | None = None
+    kpi_pvalues: dict[str, FiniteFloat] = Field(default_factory=dict)
+    k_selection: dict[str, FiniteFloat] = Field(default_factory=dict)
+
+
+class SegmentModel(Contract):
+    """A trained, validated, named set of segments (see `load_segment_model`)."""
+
+    schema_version: Literal[1] = SEGMENT_MODEL_SCHEMA_VERSION
+    version: Annotated[int, Field(ge=1)]
+    created_at: UtcDatetime
+    as_of: UtcDatetime
+    training_start: UtcDatetime
+    training_end: UtcDatetime
+    n_customers: Annotated[int, Field(ge=1)]
+    n_events: Annotated[int, Field(ge=0)]
+    features: FeatureDefinition = Field(default_factory=FeatureDefinition)
+    scaler: Scaler
+    segments: Annotated[tuple[Segment, ...], Field(min_length=2, max_length=MAX_SEGMENTS)]
+    reference: dict[FeatureName, ReferenceDistribution]
+    validation: ValidationMetrics = Field(default_factory=ValidationMetrics)
+    parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    package_version: Annotated[str, Field(min_length=1, max_length=64)]
+
+    @model_validator(mode="after")
+    def _shapes(self) -> SegmentModel:
+        dims = len(self.features.names)
+        if len(self.scaler.mean) != dims or len(self.scaler.scale) != dims:
+            raise ValueError(f"scaler must have {dims} means and {dims} scales")
+        for segment in self.segments:
+            if len(segment.centroid) != dims:
+                raise ValueError(
+                    f"segment {segment.segment_id} centroid has {len(segment.centroid)} "
+                    f"dimensions, expected {dims}"
+                )
+        ids = [s.segment_id for s in self.segments]
+        if len(set(ids)) != len(ids):
+            raise ValueError("segment ids must be unique")
+        names = [s.name for s in self.segments]
+        if len(set(names)) != len(names):
+            raise ValueError("segment names must be unique")
+        if set(self.reference) != set(self.features.names):
+            raise ValueError("reference distributions must cover every feature")
+        if self.training_start > self.training_end:
+            raise ValueError("training_start is after training_end")
+        return self
+
+    def segment(self, segment_id: int) -> Segment:
+        """The segment with this id; `KeyError` if the model has none."""
+        for candidate in self.segments:
+            if candidate.segment_id == segment_id:
+                return candidate
+        raise KeyError(segment_id)
+
+
+class ModelRejected(ValueError):
+    """An artifact that must not become the active model, with the reason."""
+
+
+def load_segment_model(data: bytes | str) -> SegmentModel:
+    """Validate an artifact from untrusted bytes (a topic, a file).
+
+    Raises `ModelRejected` with a one-line reason for oversized, non-JSON
+    (for example pickled) or invalid artifacts.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    if len(raw) > MAX_MODEL_BYTES:
+        raise ModelRejected(
+            f"model artifact is {len(raw)} bytes, above the {MAX_MODEL_BYTES} limit"
+        )
+    if raw[:1] == b"\x80":
+        raise ModelRejected("model artifact is a pickle; only JSON artifacts are accepted")
+    try:
+        return SegmentModel.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "artifact"
+        raise ModelRejected(
+            f"invalid model artifact ({exc.error_count()} errors), first at {where}: {first['msg']}"
+        ) from exc

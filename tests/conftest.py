@@ -1,0 +1,55 @@
+"""Fixtures shared by every tier."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+
+from rescorer.devkafka import BrokerUnavailable, ProvidedBroker, provide_broker
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[ProvidedBroker]:
+    """One real Apache Kafka broker for the whole session.
+
+    From ``RESCORER_KAFKA_BOOTSTRAP_SERVERS``, else Docker, else Maven jars.
+    When none can be had this fails (never skips): the integration tier is
+    part of the suite, and under ``CI=true`` a skip would hide a missing broker.
+    """
+    try:
+        with provide_broker() as broker:
+            yield broker
+    except BrokerUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A prefix that keeps each test's topics apart on the shared broker."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def running_in_ci() -> bool:
+    """Whether ``CI=true`` is set."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """Under ``CI=true`` a skipped integration test is a failure: CI skips nothing it needs."""
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        running_in_ci()
+        and report.skipped
+        and item.get_closest_marker("integration") is not None
+        and not hasattr(report, "wasxfail")
+    ):
+        report.outcome = "failed"
+        report.longrepr = f"integration test skipped under CI=true: {report.longrepr}"
