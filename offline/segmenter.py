@@ -1,0 +1,140 @@
+"""K-means RFM segmentation with k chosen by silhouette, in scikit-learn's contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import KMeans
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from scoring.space import apply_transforms
+
+FloatArray = NDArray[np.float64]
+DEFAULT_TRANSFORMS = ("identity", "log1p", "log1p")
+
+
+@dataclass(frozen=True)
+class KCandidate:
+    """How one candidate k scored on the selection sample."""
+
+    k: int
+    silhouette: float
+    davies_bouldin: float
+    calinski_harabasz: float
+    min_share: float
+    eligible: bool
+
+
+class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
+    """Transform, standardise, and cluster raw (recency, frequency, monetary) rows.
+
+    Parameters
+    ----------
+    k : "auto" or int
+        Number of segments; "auto" picks the best silhouette in `k_range`
+        among candidates whose smallest segment holds at least `min_share`.
+    k_range : tuple of int
+        Inclusive range of k tried when ``k="auto"``.
+    n_init : int
+        K-means initialisations per candidate (the best inertia wins).
+    selection_sample : int
+        Rows used to choose k and to compute silhouette (it is quadratic).
+    min_share : float
+        Materiality floor: no segment below this share of customers.
+    transforms : tuple of str
+        Per-feature transform before standardisation.
+    random_state : int
+        Seed; the same data and seed give the same segments.
+    """
+
+    def __init__(
+        self,
+        k: str | int = "auto",
+        k_range: tuple[int, int] = (3, 7),
+        n_init: int = 4,
+        selection_sample: int = 20_000,
+        min_share: float = 0.02,
+        transforms: tuple[str, ...] = DEFAULT_TRANSFORMS,
+        random_state: int = 0,
+    ) -> None:
+        self.k = k
+        self.k_range = k_range
+        self.n_init = n_init
+        self.selection_sample = selection_sample
+        self.min_share = min_share
+        self.transforms = transforms
+        self.random_state = random_state
+
+    def _embed_fit(self, raw: FloatArray) -> FloatArray:
+        transformed = apply_transforms(raw, self.transforms)
+        self.scaler_ = StandardScaler().fit(transformed)
+        # A constant feature has scale 0; StandardScaler reports 1 there, which keeps it inert.
+        embedded: FloatArray = self.scaler_.transform(transformed)
+        return embedded
+
+    def embed(self, raw: FloatArray) -> FloatArray:
+        """Raw rows to the standardised space of the fitted scaler."""
+        check_is_fitted(self, "scaler_")
+        embedded: FloatArray = self.scaler_.transform(apply_transforms(raw, self.transforms))
+        return embedded
+
+    def _sample(self, n: int) -> NDArray[np.int64]:
+        rng = np.random.default_rng(self.random_state)
+        if n <= self.selection_sample:
+            return np.arange(n)
+        return np.sort(rng.choice(n, size=self.selection_sample, replace=False))
+
+    def _fit_k(self, data: FloatArray, k: int) -> KMeans:
+        return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(data)
+
+    def fit(self, raw: FloatArray, y: object = None) -> RfmSegmenter:
+        """Fit on raw (n, 3) features; returns self."""
+        del y
+        raw = np.asarray(raw, dtype=np.float64)
+        embedded = self._embed_fit(raw)
+        sample = self._sample(len(raw))
+        self.sample_index_ = sample
+        self.candidates_: list[KCandidate] = []
+        low, high = self.k_range
+        ks = range(low, high + 1) if self.k == "auto" else [int(self.k)]
+        for k in ks:
+            if k < 2 or k > len(raw) - 1:
+                continue
+            labels = self._fit_k(embedded[sample], k).labels_
+            shares = np.bincount(labels, minlength=k) / len(labels)
+            distinct = len(np.unique(labels))
+            if distinct < 2:
+                continue
+            self.candidates_.append(
+                KCandidate(
+                    k=k,
+                    silhouette=float(
+                        silhouette_score(embedded[sample], labels, random_state=self.random_state)
+                    ),
+                    davies_bouldin=float(davies_bouldin_score(embedded[sample], labels)),
+                    calinski_harabasz=float(calinski_harabasz_score(embedded[sample], labels)),
+                    min_share=float(shares.min()),
+                    eligible=bool(shares.min() >= self.min_share and distinct == k),
+                )
+            )
+        if not self.candidates_:
+            raise ValueError(f"no k in {self.k_range} can be fitted on {len(raw)} customers")
+        eligible = [c for c in self.candidates_ if c.eligible] or self.candidates_
+        best = max(eligible, key=lambda c: (c.silhouette, -c.k))
+        self.k_ = best.k
+        self.kmeans_ = self._fit_k(embedded, best.k)
+        self.labels_: NDArray[np.int64] = self.kmeans_.labels_.astype(np.int64)
+        self.cluster_centers_: FloatArray = self.kmeans_.cluster_centers_
+        self.embedded_ = embedded
+        return self
+
+    def predict(self, raw: FloatArray) -> NDArray[np.int64]:
+        """Nearest fitted centroid for each raw row."""
+        check_is_fitted(self, "kmeans_")
+        labels: NDArray[np.int64] = self.kmeans_.predict(self.embed(raw)).astype(np.int64)
+        return labels
