@@ -281,10 +281,18 @@ def load_events(patterns: Sequence[str], max_reject_share: float = 0.01) -> Even
 
 
 def events_from_records(
-    records: Sequence[dict[str, object]], source: str, max_reject_share: float = 0.01
+    records: Sequence[dict[str, object]],
+    source: str,
+    max_reject_share: float = 0.01,
+    unparsable: Sequence[str] = (),
 ) -> EventLog:
-    """Validate already-decoded records (for example from Kafka) the same way as files."""
-    rejections = Rejections(total_rows=len(records))
+    """Validate already-decoded records (for example from Kafka) the same way as files.
+
+    `unparsable` holds (the start of) payloads that were not JSON objects.
+    """
+    rejections = Rejections(total_rows=len(records) + len(unparsable))
+    if unparsable:
+        rejections.add("payload is not a JSON object", len(unparsable), unparsable)
     frames = []
     if records:
         schema = dict.fromkeys((*REQUIRED, *OPTIONAL), pl.String)

@@ -30,13 +30,19 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command tree."""
-    from rescorer import kafka_command, schemas_command
+    from rescorer import (
+        convert_command,
+        kafka_command,
+        models_command,
+        schemas_command,
+        train_command,
+    )
 
     parser = _Parser(prog="rescorer", description="Keep RFM customer segments live.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    kafka_command.register(commands)
-    schemas_command.register(commands)
+    for command in (train_command, models_command, convert_command, kafka_command, schemas_command):
+        command.register(commands)
     return parser
 
 

@@ -65,7 +65,7 @@ class ModelSpace:
         transforms: Mapping[str, str] | Sequence[str],
         mean: Sequence[float],
         scale: Sequence[float],
-        centroids: Sequence[Sequence[float]],
+        centroids: Sequence[Sequence[float]] | FloatArray,
         segment_ids: Sequence[int],
     ) -> ModelSpace:
         """A space from plain values (used while a model is being trained)."""

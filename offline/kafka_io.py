@@ -1,0 +1,98 @@
+"""The trainer's Kafka edge: read the event history, publish a model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from offline.events_io import EventLog, InputError, events_from_records
+from schemas.model import SegmentModel
+from schemas.settings import RescorerSettings
+
+ACTIVE_MODEL_KEY = b"active"
+
+
+def ensure_compacted_topic(settings: RescorerSettings, topic: str) -> None:
+    """Create `topic` with ``cleanup.policy=compact`` unless it exists."""
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+def publish_model(settings: RescorerSettings, model: SegmentModel) -> None:
+    """Send `model` as the active model on the compacted models topic."""
+    ensure_compacted_topic(settings, settings.topics.models)
+    producer = KafkaProducer(
+        acks="all", max_request_size=8 * 1024 * 1024, **settings.kafka_python_config()
+    )
+    try:
+        producer.send(
+            settings.topics.models, key=ACTIVE_MODEL_KEY, value=model.model_dump_json().encode()
+        ).get(timeout=30)
+    finally:
+        producer.close()
+
+
+def read_event_history(
+    settings: RescorerSettings,
+    max_reject_share: float,
+    progress: Callable[[str], None] | None = None,
+) -> EventLog:
+    """Every event on the events topic, from the beginning to the end offsets at start."""
+    topic = settings.topics.events
+    try:
+        consumer = KafkaConsumer(
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=10_000,
+            **settings.kafka_python_config(),
+        )
+    except KafkaError as exc:
+        raise InputError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
+        ) from exc
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise InputError(f"topic {topic} does not exist or has no partitions")
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        end = consumer.end_offsets(assigned)
+        remaining = {tp: off for tp, off in end.items() if off > consumer.position(tp)}
+        records: list[dict[str, Any]] = []
+        bad: list[str] = []
+        while remaining:
+            batch = consumer.poll(timeout_ms=2000, max_records=50_000)
+            if not batch:
+                if all(consumer.position(tp) >= off for tp, off in remaining.items()):
+                    break
+                continue
+            for tp, messages in batch.items():
+                for message in messages:
+                    if message.offset >= end[tp]:
+                        continue
+                    try:
+                        value = json.loads(message.value)
+                    except (ValueError, TypeError):
+                        value = None
+                    if isinstance(value, dict):
+                        records.append(value)
+                    else:
+                        bad.append(repr(message.value[:80]))
+                if consumer.position(tp) >= end[tp]:
+                    remaining.pop(tp, None)
+            if progress:
+                progress(f"read {len(records)} events from {topic}")
+    finally:
+        consumer.close()
+    return events_from_records(records, f"kafka:{topic}", max_reject_share, unparsable=bad)

@@ -1,0 +1,309 @@
+"""Train a validated, named, versioned `SegmentModel` from an event log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from sklearn.metrics import adjusted_rand_score
+
+from offline.events_io import EventLog, InputError
+from offline.features import FEATURE_COLUMNS, rfm_features
+from offline.identity import assign_ids
+from offline.naming import describe, name_segments, percentile_scores
+from offline.segmenter import DEFAULT_TRANSFORMS, KCandidate, RfmSegmenter
+from offline.validation import (
+    Holdout,
+    InternalMetrics,
+    Stability,
+    bootstrap_stability,
+    internal_metrics,
+    kpi_pvalues,
+    kpi_table,
+)
+from rescorer import __version__
+from schemas.model import (
+    FeatureDefinition,
+    ReferenceDistribution,
+    Scaler,
+    Segment,
+    SegmentModel,
+    SegmentProfile,
+    ValidationMetrics,
+)
+from schemas.segments import FEATURE_NAMES
+from scoring.drift import proportions, reference_edges
+from scoring.rfm import DEFAULT_WINDOW_DAYS
+from scoring.space import ModelSpace
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the trained model."""
+
+    as_of: datetime | None = None
+    window_days: int = DEFAULT_WINDOW_DAYS
+    k: str | int = "auto"
+    k_range: tuple[int, int] = (3, 7)
+    min_share: float = 0.02
+    n_init: int = 4
+    seed: int = 0
+    selection_sample: int = 20_000
+    validation_sample: int = 5_000
+    bootstrap_resamples: int = 20
+    holdout_days: int = 90
+    version: int = 1
+
+
+@dataclass
+class TrainResult:
+    """The artifact plus what the report needs to explain it."""
+
+    model: SegmentModel
+    features: pl.DataFrame
+    segment_ids: IntArray
+    candidates: list[KCandidate]
+    internal: InternalMetrics
+    sample_index: NDArray[np.int64]
+    stability: Stability
+    holdout: Holdout | None
+    kpis: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def train(
+    log: EventLog,
+    config: TrainConfig,
+    previous: SegmentModel | None = None,
+    progress: Progress = _quiet,
+) -> TrainResult:
+    """Fit, validate, name and package segments for the events in `log`."""
+    frame = log.frame
+    latest = frame["occurred_at"].max()
+    earliest = frame["occurred_at"].min()
+    assert isinstance(latest, datetime)  # noqa: S101 - a non-empty datetime column
+    assert isinstance(earliest, datetime)  # noqa: S101
+    as_of = config.as_of or latest
+    if as_of < earliest:
+        raise InputError(
+            f"--as-of {as_of.isoformat()} is before every event (first at {earliest.isoformat()})"
+        )
+    progress("computing RFM features")
+    features = rfm_features(frame, as_of, config.window_days)
+    low_k = int(config.k) if config.k != "auto" else config.k_range[0]
+    if features.height <= low_k:
+        raise InputError(
+            f"{features.height} customers with a purchase by {as_of.isoformat()}, "
+            f"too few for {low_k} segments"
+        )
+    raw = features.select(FEATURE_COLUMNS).to_numpy().astype(np.float64)
+
+    progress(
+        f"choosing k in {config.k_range} on {min(len(raw), config.selection_sample)} customers"
+    )
+    segmenter = RfmSegmenter(
+        k=config.k,
+        k_range=config.k_range,
+        n_init=config.n_init,
+        selection_sample=config.selection_sample,
+        min_share=config.min_share,
+        random_state=config.seed,
+    ).fit(raw)
+    notes: list[str] = []
+    if not any(c.eligible for c in segmenter.candidates_):
+        notes.append(
+            f"no k met the {config.min_share:.0%} materiality floor; "
+            f"best silhouette kept (k={segmenter.k_})"
+        )
+    scaler = segmenter.scaler_
+    space = ModelSpace.from_parts(
+        DEFAULT_TRANSFORMS,
+        scaler.mean_,
+        scaler.scale_,
+        segmenter.cluster_centers_,
+        range(segmenter.k_),
+    )
+    labels = segmenter.labels_
+    # A segment's R/F/M scores are its members' mean percentile scores; scoring the
+    # centroid alone misleads where many customers tie (e.g. frequency 0).
+    member_scores = percentile_scores(raw, raw)
+    centroid_scores = np.vstack(
+        [member_scores[labels == i].mean(axis=0) for i in range(segmenter.k_)]
+    )
+    ids, highest_id = assign_ids(space, centroid_scores, previous)
+    names = name_segments(centroid_scores)
+    segment_ids = np.asarray(ids, dtype=np.int64)[labels]
+
+    progress("validating: silhouette, bootstrap stability")
+    rng = np.random.default_rng(config.seed)
+    n = len(raw)
+    sample = (
+        np.arange(n)
+        if n <= config.validation_sample
+        else np.sort(rng.choice(n, config.validation_sample, replace=False))
+    )
+    embedded = segmenter.embedded_
+    internal = internal_metrics(embedded[sample], labels[sample])
+    stability = bootstrap_stability(
+        embedded[sample], labels[sample], segmenter.k_, config.bootstrap_resamples, config.seed
+    )
+    progress(f"validating: temporal holdout ({config.holdout_days} days)")
+    holdout = _holdout(log, config, as_of, segmenter.k_, raw, labels, features, notes)
+    kpis = kpi_table(features, labels, config.window_days)
+    pvalues = kpi_pvalues(features, labels)
+
+    segments = _segments(features, raw, labels, space, ids, names, centroid_scores, kpis)
+    validation = ValidationMetrics(
+        silhouette=internal.silhouette,
+        davies_bouldin=internal.davies_bouldin,
+        calinski_harabasz=internal.calinski_harabasz,
+        bootstrap_ari=stability.mean_ari,
+        segment_jaccard={str(ids[lab]): v for lab, v in stability.jaccard_by_label.items()},
+        holdout_ari=holdout.ari if holdout else None,
+        holdout_changed_share=holdout.changed_share if holdout else None,
+        kpi_pvalues=pvalues,
+        k_selection={str(c.k): c.silhouette for c in segmenter.candidates_},
+    )
+    model = SegmentModel(
+        version=config.version,
+        created_at=datetime.now(UTC),
+        as_of=as_of,
+        training_start=earliest,
+        training_end=min(latest, as_of),
+        n_customers=features.height,
+        n_events=frame.height,
+        features=FeatureDefinition(window_days=config.window_days),
+        scaler=Scaler(
+            mean=tuple(float(x) for x in scaler.mean_), scale=tuple(float(x) for x in scaler.scale_)
+        ),
+        segments=tuple(sorted(segments, key=lambda s: s.segment_id)),
+        reference={name: _reference(raw[:, i]) for i, name in enumerate(FEATURE_NAMES)},
+        validation=validation,
+        parameters={
+            "k": segmenter.k_,
+            "k_min": config.k_range[0],
+            "k_max": config.k_range[1],
+            "seed": config.seed,
+            "n_init": config.n_init,
+            "min_share": config.min_share,
+            "selection_sample": config.selection_sample,
+            "validation_sample": config.validation_sample,
+            "bootstrap_resamples": config.bootstrap_resamples,
+            "holdout_days": config.holdout_days,
+            "max_segment_id": highest_id,
+            "previous_version": previous.version if previous else None,
+        },
+        package_version=__version__,
+    )
+    return TrainResult(
+        model,
+        features,
+        segment_ids,
+        segmenter.candidates_,
+        internal,
+        sample,
+        stability,
+        holdout,
+        kpis,
+        notes,
+    )
+
+
+def _reference(values: FloatArray) -> ReferenceDistribution:
+    edges = reference_edges(values)
+    return ReferenceDistribution(
+        bin_edges=tuple(edges), proportions=tuple(proportions(values, edges))
+    )
+
+
+def _holdout(
+    log: EventLog,
+    config: TrainConfig,
+    as_of: datetime,
+    k: int,
+    raw_now: FloatArray,
+    labels_now: IntArray,
+    features_now: pl.DataFrame,
+    notes: list[str],
+) -> Holdout | None:
+    """Fit as of T-H, assign as of T, compare with the fit as of T."""
+    if config.holdout_days <= 0:
+        return None
+    then = as_of - timedelta(days=config.holdout_days)
+    features_then = rfm_features(log.frame, then, config.window_days)
+    if features_then.height <= k * 2:
+        notes.append(
+            f"temporal holdout skipped: only {features_then.height} customers as of {then.date()}"
+        )
+        return None
+    raw_then = features_then.select(FEATURE_COLUMNS).to_numpy().astype(np.float64)
+    past = RfmSegmenter(
+        k=k,
+        n_init=config.n_init,
+        selection_sample=config.selection_sample,
+        random_state=config.seed,
+    ).fit(raw_then)
+    labels_past_now = past.predict(raw_now)
+    ari = float(adjusted_rand_score(labels_now, labels_past_now))
+    present = (
+        features_now.with_row_index("row")
+        .join(features_then.select("customer_id"), on="customer_id", how="inner")["row"]
+        .to_numpy()
+    )
+    changed = float(np.mean(past.labels_ != labels_past_now[present])) if len(present) else 0.0
+    return Holdout(config.holdout_days, ari, changed, features_then.height)
+
+
+def _segments(
+    features: pl.DataFrame,
+    raw: FloatArray,
+    labels: IntArray,
+    space: ModelSpace,
+    ids: list[int],
+    names: list[str],
+    scores: FloatArray,
+    kpis: pl.DataFrame,
+) -> list[Segment]:
+    total = len(raw)
+    kpi_rows = {int(r["label"]): r for r in kpis.iter_rows(named=True)}
+    out = []
+    for index in range(len(ids)):
+        members = raw[labels == index]
+        row = kpi_rows.get(index, {})
+        profile = SegmentProfile(
+            size=len(members),
+            share=len(members) / total,
+            mean={
+                n: float(members[:, i].mean()) if len(members) else 0.0
+                for i, n in enumerate(FEATURE_NAMES)
+            },
+            median={
+                n: float(np.median(members[:, i])) if len(members) else 0.0
+                for i, n in enumerate(FEATURE_NAMES)
+            },
+            average_order_value=float(row.get("average_order_value") or 0.0),
+            revenue_share=min(1.0, float(row.get("revenue_share") or 0.0)),
+            zscores={n: float(space.centroids[index, i]) for i, n in enumerate(FEATURE_NAMES)},
+            description=describe(names[index], scores[index]),
+        )
+        out.append(
+            Segment(
+                segment_id=ids[index],
+                name=names[index],
+                centroid=tuple(float(x) for x in space.centroids[index]),
+                profile=profile,
+            )
+        )
+    return out

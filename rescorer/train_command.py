@@ -1,0 +1,191 @@
+"""``rescorer train``: baseline segments from an event history."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rescorer.cli import UsageError
+from rescorer.common import load_settings, parse_timestamp, progress_reporter
+
+
+def _k(text: str) -> str | int:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--k must be 'auto' or an integer, not {text!r}"
+        ) from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"--k {value}: at least 2 segments are needed")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share in [0, 1)")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def register(commands: Any) -> None:
+    """Add the ``train`` subcommand."""
+    parser = commands.add_parser("train", help="train baseline segments from an event history")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--events",
+        nargs="+",
+        metavar="PATH",
+        help="event files (.csv, .parquet, .jsonl), directories or globs",
+    )
+    source.add_argument(
+        "--from-kafka",
+        action="store_true",
+        help="read the events topic from the beginning to its current end",
+    )
+    parser.add_argument(
+        "--as-of", help="evaluate features at this ISO-8601 time (default: the latest event)"
+    )
+    parser.add_argument("--k", type=_k, default="auto", help="'auto' (default) or a number")
+    parser.add_argument("--k-min", type=int, default=3, help="smallest k tried (default 3)")
+    parser.add_argument("--k-max", type=int, default=7, help="largest k tried (default 7)")
+    parser.add_argument("--window-days", type=int, default=365, help="RFM window (default 365)")
+    parser.add_argument(
+        "--min-share",
+        type=_share,
+        default=0.02,
+        help="materiality floor: smallest segment share (default 0.02)",
+    )
+    parser.add_argument(
+        "--max-invalid-share",
+        type=_share,
+        default=0.01,
+        help="stop if more rows than this share are invalid (default 0.01)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=_positive,
+        default=20,
+        help="bootstrap resamples for stability (default 20)",
+    )
+    parser.add_argument(
+        "--holdout-days",
+        type=_positive,
+        default=90,
+        help="temporal holdout H in days (default 90, 0 = off)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--model-dir", type=Path, help="registry directory (default RESCORER_MODEL_DIR)"
+    )
+    parser.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report here")
+    parser.add_argument(
+        "--promote",
+        action="store_true",
+        help="make the new model active (the first model always is)",
+    )
+    parser.add_argument(
+        "--publish", action="store_true", help="publish the active model to the models topic"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, store, and optionally promote and publish."""
+    from offline.events_io import InputError, load_events
+    from offline.registry import ModelRegistry
+    from offline.trainer import TrainConfig, train
+
+    if args.k_min < 2 or args.k_max < args.k_min:
+        raise UsageError(f"--k-min {args.k_min} / --k-max {args.k_max}: need 2 <= k-min <= k-max")
+    if args.window_days < 1:
+        raise UsageError(f"--window-days {args.window_days} must be at least 1")
+    as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None
+    settings = load_settings()
+    registry = ModelRegistry(args.model_dir or settings.model_dir)
+    with progress_reporter() as progress:
+        try:
+            if args.from_kafka:
+                from offline.kafka_io import read_event_history
+
+                log = read_event_history(settings, args.max_invalid_share, progress)
+            else:
+                progress("reading events")
+                log = load_events(args.events, args.max_invalid_share)
+            previous = registry.active()
+            config = TrainConfig(
+                as_of=as_of,
+                window_days=args.window_days,
+                k=args.k,
+                k_range=(args.k_min, args.k_max),
+                min_share=args.min_share,
+                seed=args.seed,
+                bootstrap_resamples=args.bootstrap,
+                holdout_days=args.holdout_days,
+                version=registry.next_version(),
+            )
+            result = train(log, config, previous, progress)
+        except InputError as exc:
+            raise UsageError(str(exc)) from exc
+        path = registry.save(result.model)
+        if args.report:
+            from offline.report import write_report
+
+            progress("writing the report")
+            page = write_report(result, log.rejections, args.report)
+    model = result.model
+    if args.promote or registry.active_version() is None:
+        registry.promote(model.version)
+    active = registry.active_version()
+    print(f"model v{model.version} ({path}); active: v{active}")
+    print(
+        f"as of {model.as_of.isoformat()}: {model.n_customers} customers, {model.n_events} "
+        f"events, k={len(model.segments)}"
+    )
+    v = model.validation
+    print(
+        f"silhouette={v.silhouette:.3f} davies_bouldin={v.davies_bouldin:.3f} "
+        f"calinski_harabasz={v.calinski_harabasz:.1f} bootstrap_ari={v.bootstrap_ari:.3f} "
+        + (
+            f"holdout_ari={v.holdout_ari:.3f} holdout_changed={v.holdout_changed_share:.3f}"
+            if v.holdout_ari is not None
+            else "holdout=skipped"
+        )
+    )
+    for segment in model.segments:
+        p = segment.profile
+        assert p is not None  # noqa: S101 - the trainer writes profiles
+        print(
+            f"  {segment.segment_id:>3}  {segment.name:<20} {p.size:>9} customers "
+            f"{p.share:6.1%}  revenue {p.revenue_share:6.1%}  AOV {p.average_order_value:9.2f}"
+        )
+    if log.rejections.rejected:
+        print(log.rejections.summary())
+    for note in result.notes:
+        print(f"note: {note}")
+    if args.report:
+        print(f"report: {page}")
+    if args.publish:
+        from offline.kafka_io import publish_model
+
+        published = registry.active()
+        assert published is not None  # noqa: S101 - promoted above
+        publish_model(settings, published)
+        print(f"published v{published.version} to {settings.topics.models}")
+    return 0
