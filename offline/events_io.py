@@ -26,10 +26,11 @@ SUFFIXES = {
 }
 REQUIRED = ("event_id", "customer_id", "type", "occurred_at")
 OPTIONAL = ("amount", "currency", "channel")
+EVENT_TYPE = pl.Enum(["purchase", "refund", "session"])
 EVENT_SCHEMA: dict[str, pl.DataType] = {
     "event_id": pl.String(),
     "customer_id": pl.String(),
-    "type": pl.String(),
+    "type": EVENT_TYPE,
     "occurred_at": pl.Datetime("us", "UTC"),
     "amount": pl.Float64(),
 }
@@ -237,22 +238,22 @@ def validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         .when(channel.is_not_null() & (channel.str.len_chars() > 64))
         .then(pl.lit("channel longer than 64 characters"))
     )
-    checked = frame.select(
+    reasons = frame.select(reason.alias("reason")).to_series()
+    ok = reasons.is_null()
+    valid = frame.filter(ok).select(
         event_id.alias("event_id"),
         customer_id.alias("customer_id"),
-        kind.alias("type"),
+        kind.cast(EVENT_TYPE).alias("type"),
         occurred_at.alias("occurred_at"),
-        amount.alias("amount"),
-        reason.alias("reason"),
+        pl.when(kind == "session").then(None).otherwise(amount).alias("amount"),
+    )
+    # The raw text of a row is only built for rejected rows: it is for the report.
+    rejected = frame.filter(~ok).select(
         pl.concat_str([pl.all().cast(pl.String, strict=False).fill_null("")], separator=",")
         .str.slice(0, 80)
         .alias("raw"),
     )
-    valid = checked.filter(pl.col("reason").is_null()).select(list(EVENT_SCHEMA))
-    valid = valid.with_columns(
-        pl.when(pl.col("type") == "session").then(None).otherwise(pl.col("amount")).alias("amount")
-    )
-    return valid, checked.filter(pl.col("reason").is_not_null()).select("reason", "raw")
+    return valid, rejected.with_columns(reasons.filter(~ok).alias("reason"))
 
 
 def load_events(patterns: Sequence[str], max_reject_share: float = 0.01) -> EventLog:

@@ -27,7 +27,9 @@ def rfm_features(
     per_customer = (
         events.lazy()
         .filter((pl.col("occurred_at") <= as_of) & (pl.col("type") != "session"))
-        .unique(subset=["customer_id", "event_id"], keep="first", maintain_order=True)
+        # First occurrence of each (customer, event id) in input order; far leaner
+        # than DataFrame.unique on tens of millions of string pairs.
+        .filter(pl.struct("customer_id", "event_id").is_first_distinct())
         .group_by("customer_id")
         .agg(
             pl.col("occurred_at").filter(is_purchase).max().alias("last_purchase"),

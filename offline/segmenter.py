@@ -16,6 +16,8 @@ from scoring.space import apply_transforms
 
 FloatArray = NDArray[np.float64]
 DEFAULT_TRANSFORMS = ("identity", "log1p", "log1p")
+SILHOUETTE_SAMPLE = 8_000
+"""Silhouette is quadratic in rows; it is estimated on at most this many."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,12 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
                 KCandidate(
                     k=k,
                     silhouette=float(
-                        silhouette_score(embedded[sample], labels, random_state=self.random_state)
+                        silhouette_score(
+                            embedded[sample],
+                            labels,
+                            sample_size=min(len(sample), SILHOUETTE_SAMPLE),
+                            random_state=self.random_state,
+                        )
                     ),
                     davies_bouldin=float(davies_bouldin_score(embedded[sample], labels)),
                     calinski_harabasz=float(calinski_harabasz_score(embedded[sample], labels)),
