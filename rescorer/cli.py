@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full command tree."""
     from rescorer import (
         convert_command,
+        demo_command,
         kafka_command,
         models_command,
         schemas_command,
@@ -41,7 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rescorer", description="Keep RFM customer segments live.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (train_command, models_command, convert_command, kafka_command, schemas_command):
+    for command in (
+        train_command,
+        models_command,
+        convert_command,
+        demo_command,
+        kafka_command,
+        schemas_command,
+    ):
         command.register(commands)
     return parser
 
