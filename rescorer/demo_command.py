@@ -9,6 +9,7 @@ stopped on exit, Ctrl-C included.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from contextlib import ExitStack
@@ -132,6 +133,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _json(row: dict[str, Any]) -> bytes:
-    import json
-
     return json.dumps({k: v for k, v in row.items() if v is not None}).encode()
