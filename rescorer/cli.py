@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         demo_command,
         kafka_command,
         models_command,
+        replay_command,
         schemas_command,
         train_command,
     )
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         train_command,
         models_command,
         convert_command,
+        replay_command,
         demo_command,
         kafka_command,
         schemas_command,

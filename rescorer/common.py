@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,3 +46,25 @@ def progress_reporter(enabled: bool = True) -> Iterator[Callable[[str], None]]:
     console = Console(stderr=True)
     with console.status("starting") as status:
         yield lambda message: status.update(message)
+
+
+def margin_arg(text: str) -> float:
+    """argparse type: a hysteresis margin in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a margin in [0, 1)")
+    return value
+
+
+def rate_arg(text: str) -> float:
+    """argparse type: a learning rate in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a learning rate in [0, 1]")
+    return value

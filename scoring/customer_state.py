@@ -75,16 +75,24 @@ class CustomerState:
             self.days = {d: v for d, v in self.days.items() if d >= start}
             self.seen = {e: d for e, d in self.seen.items() if d >= start}
 
-    def features(self, as_of: datetime) -> RfmFeatures | None:
-        """RFM at `as_of` (not before any event applied), or None before a first purchase."""
+    def vector(self, as_of: datetime) -> tuple[float, int, float] | None:
+        """(recency_days, frequency, monetary) at `as_of`, or None before a first purchase."""
         if self.last_purchase is None or self.last_purchase > as_of:
             return None
         start = first_window_day(as_of, self.window_days)
         end = day_number(as_of)
-        frequency = sum(c for d, (c, _) in self.days.items() if start <= d <= end)
-        net = sum(n for d, (_, n) in self.days.items() if start <= d <= end)
-        return RfmFeatures(
-            recency_days=recency_days(as_of, self.last_purchase),
-            frequency=frequency,
-            monetary=max(net, 0) / MICROS,
-        )
+        frequency = 0
+        net = 0
+        for day, (count, micros) in self.days.items():
+            if start <= day <= end:
+                frequency += count
+                net += micros
+        return (recency_days(as_of, self.last_purchase), frequency, max(net, 0) / MICROS)
+
+    def features(self, as_of: datetime) -> RfmFeatures | None:
+        """RFM at `as_of` (not before any event applied), or None before a first purchase."""
+        vector = self.vector(as_of)
+        if vector is None:
+            return None
+        recency, frequency, monetary = vector
+        return RfmFeatures(recency_days=recency, frequency=frequency, monetary=monetary)

@@ -1,0 +1,79 @@
+"""A due-time index: which customers must be re-scored by now, cheaply.
+
+The sweep asks for the customers whose due time has passed, at most ``limit``
+at a time, so a tick costs O(limit log n) instead of a scan of every customer.
+Re-scheduling a customer leaves its old heap entry behind; stale entries are
+skipped when popped and the heap is rebuilt when they outnumber live ones.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+
+
+class DueIndex:
+    """Customer keys ordered by due time (integer microseconds since the epoch).
+
+    >>> index = DueIndex()
+    >>> index.schedule("a", 10); index.schedule("b", 5); index.schedule("a", 20)
+    >>> index.pop_due(now=15, limit=10)
+    ['b']
+    >>> index.pop_due(now=25, limit=10), len(index)
+    (['a'], 0)
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+        self._due: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._due
+
+    def due_time(self, key: str) -> int | None:
+        """When `key` is due, or None when it is not scheduled."""
+        return self._due.get(key)
+
+    def schedule(self, key: str, due: int) -> None:
+        """(Re)schedule `key`; the latest call wins."""
+        self._due[key] = due
+        heapq.heappush(self._heap, (due, key))
+        if len(self._heap) > 2 * len(self._due) + 1024:
+            self._rebuild()
+
+    def remove(self, key: str) -> None:
+        """Forget `key` (its heap entry becomes stale)."""
+        self._due.pop(key, None)
+
+    def pop_due(self, now: int, limit: int) -> list[str]:
+        """Up to `limit` keys due at or before `now`, earliest first, unscheduled."""
+        out: list[str] = []
+        heap = self._heap
+        while heap and len(out) < limit and heap[0][0] <= now:
+            due, key = heapq.heappop(heap)
+            if self._due.get(key) == due:
+                del self._due[key]
+                out.append(key)
+        return out
+
+    def next_due(self) -> int | None:
+        """The earliest live due time, or None when empty."""
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def reschedule_all(self, due: int) -> None:
+        """Make every scheduled key due at `due` (after a model change)."""
+        self._due = dict.fromkeys(self._due, due)
+        self._rebuild()
+
+    def keys(self) -> Iterable[str]:
+        """Every scheduled key."""
+        return self._due.keys()
+
+    def _rebuild(self) -> None:
+        self._heap = [(due, key) for key, due in self._due.items()]
+        heapq.heapify(self._heap)

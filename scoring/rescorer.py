@@ -1,0 +1,336 @@
+"""The re-scoring core shared by the Faust worker and `rescorer replay`.
+
+It folds events into per-customer records, scores the customers an event
+batch touched in one vectorised pass, applies hysteresis against per-partition
+online centroids, and says which segment changes and assignments to emit.
+Storage and transport stay with the caller: records come in through a lookup
+function and go out in `Rescored.records`, to be persisted *after* the
+outputs are delivered (see the README's "Processing guarantees").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+import numpy as np
+
+from schemas.events import CustomerEvent, EventType
+from schemas.model import SegmentModel
+from schemas.segments import (
+    ChangeReason,
+    RfmFeatures,
+    SegmentAssignment,
+    SegmentChange,
+)
+from scoring.customer_record import CustomerRecord, to_micros
+from scoring.customer_state import CustomerState
+from scoring.due_index import DueIndex
+from scoring.hysteresis import DEFAULT_MARGIN, choose_many
+from scoring.online_clusters import DEFAULT_LEARNING_RATE, OnlineCentroids
+from scoring.rfm import day_number, first_window_day
+from scoring.space import ModelSpace
+
+Clock = Literal["event", "wall"]
+Lookup = Callable[[str], CustomerRecord | None]
+
+
+@dataclass(frozen=True)
+class RescoreConfig:
+    """How the core decides; every field has a worker setting of the same name."""
+
+    margin: float = DEFAULT_MARGIN
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    sweep_period: timedelta = timedelta(days=1)
+    clock: Clock = "event"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.margin < 1.0:
+            raise ValueError(f"margin must be in [0, 1), got {self.margin}")
+        if not 0.0 <= self.learning_rate <= 1.0:
+            raise ValueError(f"learning rate must be in [0, 1], got {self.learning_rate}")
+        if self.sweep_period <= timedelta(0):
+            raise ValueError("sweep period must be positive")
+
+
+class ActiveModel:
+    """A validated `SegmentModel` with what scoring needs precomputed."""
+
+    def __init__(self, model: SegmentModel) -> None:
+        self.model = model
+        self.version = model.version
+        self.space = ModelSpace.from_model(model)
+        self.names = tuple(s.name for s in model.segments)
+        self.index_of = {s.segment_id: i for i, s in enumerate(model.segments)}
+        self.window_days = model.features.window_days
+
+
+@dataclass
+class Shard:
+    """Per-partition state that is not per customer: the clock, centroids, due times."""
+
+    centroids: OnlineCentroids
+    due: DueIndex = field(default_factory=DueIndex)
+    watermark: datetime | None = None
+
+
+@dataclass
+class Rescored:
+    """What one call produced: outputs to send, then records to persist."""
+
+    changes: list[SegmentChange] = field(default_factory=list)
+    assignments: list[SegmentAssignment] = field(default_factory=list)
+    records: dict[str, CustomerRecord] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def extend(self, other: Rescored) -> None:
+        """Append another result (later records win)."""
+        self.changes.extend(other.changes)
+        self.assignments.extend(other.assignments)
+        self.records.update(other.records)
+        self.counts.update(other.counts)
+
+
+class Rescorer:
+    """Keeps segments current for the customers of the partitions it owns."""
+
+    def __init__(self, model: SegmentModel, config: RescoreConfig | None = None) -> None:
+        self.config = config or RescoreConfig()
+        self.active = ActiveModel(model)
+        self.shards: dict[int, Shard] = {}
+
+    # -- partitions ---------------------------------------------------------
+
+    def shard(self, partition: int) -> Shard:
+        """The shard of a partition, created on first use."""
+        shard = self.shards.get(partition)
+        if shard is None:
+            shard = Shard(self._fresh_centroids())
+            self.shards[partition] = shard
+        return shard
+
+    def _fresh_centroids(self) -> OnlineCentroids:
+        return OnlineCentroids(self.active.space.centroids, self.config.learning_rate)
+
+    def restore_shard(
+        self,
+        partition: int,
+        records: Iterable[tuple[str, CustomerRecord]],
+        checkpoint: dict[str, object] | None = None,
+    ) -> Shard:
+        """Rebuild a partition's clock, due index and centroids after a (re)assignment."""
+        shard = Shard(self._fresh_centroids())
+        period = _micros(self.config.sweep_period)
+        for key, record in records:
+            if record.partition != partition or record.as_of is None:
+                continue
+            if shard.watermark is None or record.as_of > shard.watermark:
+                shard.watermark = record.as_of
+            if record.segment_id is not None:
+                stale = record.model_version != self.active.version
+                shard.due.schedule(key, 0 if stale else to_micros(record.as_of) + period)
+        if checkpoint is not None and checkpoint.get("model_version") == self.active.version:
+            centroids = checkpoint.get("centroids")
+            if isinstance(centroids, list):
+                shard.centroids.restore(centroids)
+        self.shards[partition] = shard
+        return shard
+
+    def drop_shard(self, partition: int) -> None:
+        """Forget a partition this worker no longer owns."""
+        self.shards.pop(partition, None)
+
+    def checkpoint(self, partition: int) -> dict[str, object]:
+        """The partition's online centroids, tagged with the model they grew from."""
+        return {
+            "model_version": self.active.version,
+            "centroids": self.shard(partition).centroids.checkpoint(),
+        }
+
+    # -- models ---------------------------------------------------------------
+
+    def set_model(self, model: SegmentModel) -> bool:
+        """Switch to `model`; False (nothing done) when it is already active.
+
+        Centroids restart from the new baseline and every known customer
+        becomes due, so the sweep re-scores all of them with reason
+        ``model_update``; an event re-scores its customer sooner.
+        """
+        if model.version == self.active.version and model == self.active.model:
+            return False
+        self.active = ActiveModel(model)
+        for shard in self.shards.values():
+            shard.centroids = self._fresh_centroids()
+            shard.due.reschedule_all(0)
+        return True
+
+    # -- processing -------------------------------------------------------------
+
+    def process(
+        self,
+        batch: Sequence[tuple[int, CustomerEvent]],
+        lookup: Lookup,
+        now: datetime,
+    ) -> Rescored:
+        """Fold a batch of (partition, event) in arrival order and re-score who changed."""
+        result = Rescored()
+        touched: dict[str, CustomerRecord] = {}
+        wall = self.config.clock == "wall"
+        for partition, event in batch:
+            shard = self.shard(partition)
+            if wall:
+                shard.watermark = now
+            elif shard.watermark is None or event.occurred_at > shard.watermark:
+                shard.watermark = event.occurred_at
+            key = event.customer_id
+            record = touched.get(key) or lookup(key)
+            if record is None:
+                record = CustomerRecord(CustomerState(self.active.window_days), partition)
+            record.partition = partition
+            watermark = shard.watermark
+            if record.as_of is not None and record.as_of > watermark:
+                watermark = record.as_of
+            if event.type is EventType.SESSION:
+                result.counts["session"] += 1
+                continue
+            if event.occurred_at > watermark:
+                result.counts["future"] += 1
+                continue
+            too_old = day_number(event.occurred_at) < first_window_day(
+                watermark, record.state.window_days
+            )
+            changed = record.state.apply(event, watermark)
+            if changed:
+                touched[key] = record
+                record.trigger_event_id = event.event_id
+            result.counts["too_old" if too_old else "applied" if changed else "duplicate"] += 1
+        by_partition: dict[int, list[tuple[str, CustomerRecord]]] = {}
+        for key, record in touched.items():
+            by_partition.setdefault(record.partition, []).append((key, record))
+        for partition, items in by_partition.items():
+            self._evaluate(partition, items, ChangeReason.EVENT, now, result, always_emit=True)
+        return result
+
+    def sweep(self, partition: int, lookup: Lookup, now: datetime, limit: int) -> Rescored:
+        """Re-score up to `limit` customers of `partition` whose due time has passed."""
+        result = Rescored()
+        shard = self.shards.get(partition)
+        if shard is None:
+            return result
+        if self.config.clock == "wall":
+            shard.watermark = now
+        if shard.watermark is None:
+            return result
+        items: list[tuple[str, CustomerRecord]] = []
+        for key in shard.due.pop_due(to_micros(shard.watermark), limit):
+            record = lookup(key)
+            if record is None or record.partition != partition:
+                continue
+            record.state.prune(max(shard.watermark, record.as_of or shard.watermark))
+            items.append((key, record))
+        result.counts["swept"] += len(items)
+        if items:
+            self._evaluate(partition, items, ChangeReason.RECENCY, now, result, always_emit=False)
+        return result
+
+    def _evaluate(
+        self,
+        partition: int,
+        items: list[tuple[str, CustomerRecord]],
+        reason: ChangeReason,
+        now: datetime,
+        result: Rescored,
+        *,
+        always_emit: bool,
+    ) -> None:
+        shard = self.shard(partition)
+        active = self.active
+        watermark = shard.watermark
+        assert watermark is not None  # noqa: S101 - set before any evaluation
+        scored: list[tuple[str, CustomerRecord, datetime, tuple[float, int, float]]] = []
+        for key, record in items:
+            as_of = watermark if record.as_of is None or record.as_of < watermark else record.as_of
+            vector = record.state.vector(as_of)
+            if vector is None:  # no purchase yet: remember the state, assign nothing
+                result.records[key] = record
+                continue
+            scored.append((key, record, as_of, vector))
+        if not scored:
+            return
+        raw = np.asarray([v for _, _, _, v in scored], dtype=np.float64)
+        embedded = active.space.embed(raw)
+        diff = embedded[:, None, :] - shard.centroids.centroids()[None, :, :]
+        distances = np.sqrt(np.einsum("nkd,nkd->nk", diff, diff))
+        current = np.asarray(
+            [
+                -1 if r.segment_id is None else active.index_of.get(r.segment_id, -1)
+                for _, r, _, _ in scored
+            ],
+            dtype=np.int64,
+        )
+        chosen = choose_many(distances, current, self.config.margin)
+        period = _micros(self.config.sweep_period)
+        for row, (key, record, as_of, vector) in enumerate(scored):
+            index = int(chosen[row])
+            segment_id = active.space.segment_ids[index]
+            model_changed = record.model_version != active.version
+            moved = record.segment_id != segment_id
+            features = RfmFeatures.model_construct(
+                recency_days=vector[0], frequency=vector[1], monetary=vector[2]
+            )
+            if moved:
+                why = (
+                    ChangeReason.MODEL_UPDATE
+                    if model_changed and record.model_version is not None
+                    else reason
+                )
+                result.changes.append(
+                    SegmentChange.model_construct(
+                        customer_id=key,
+                        previous_segment_id=record.segment_id,
+                        segment_id=segment_id,
+                        segment_name=active.names[index],
+                        model_version=active.version,
+                        reason=why,
+                        features=features,
+                        as_of=as_of,
+                        emitted_at=now,
+                        trigger_event_id=record.trigger_event_id
+                        if reason is ChangeReason.EVENT
+                        else None,
+                    )
+                )
+                result.counts[f"change_{why.value}"] += 1
+            previous = record.vector
+            if (
+                always_emit
+                or moved
+                or model_changed
+                or previous is None
+                or previous[1:] != vector[1:]
+            ):
+                result.assignments.append(
+                    SegmentAssignment.model_construct(
+                        customer_id=key,
+                        segment_id=segment_id,
+                        segment_name=active.names[index],
+                        model_version=active.version,
+                        features=features,
+                        as_of=as_of,
+                    )
+                )
+            record.segment_id = segment_id
+            record.model_version = active.version
+            record.as_of = as_of
+            record.vector = vector
+            record.trigger_event_id = None
+            result.records[key] = record
+            shard.due.schedule(key, to_micros(as_of) + period)
+        shard.centroids.learn_many(embedded)
+
+
+def _micros(delta: timedelta) -> int:
+    return delta // timedelta(microseconds=1)

@@ -1,0 +1,52 @@
+"""The due-time index returns what is due, in order, bounded, without stale entries."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scoring.due_index import DueIndex
+
+
+def test_reschedule_replaces_the_old_due_time() -> None:
+    index = DueIndex()
+    index.schedule("a", 5)
+    index.schedule("a", 50)
+    assert index.pop_due(10, 10) == []
+    assert index.due_time("a") == 50
+    assert index.pop_due(50, 10) == ["a"]
+    assert "a" not in index
+
+
+def test_limit_bounds_each_pop_and_order_is_by_due_time() -> None:
+    index = DueIndex()
+    for i in range(10):
+        index.schedule(f"c{i}", 100 - i)
+    assert index.pop_due(1000, 3) == ["c9", "c8", "c7"]
+    assert len(index) == 7
+    assert index.next_due() == 94
+
+
+def test_reschedule_all_and_remove() -> None:
+    index = DueIndex()
+    for i in range(5):
+        index.schedule(f"c{i}", 1000 + i)
+    index.remove("c0")
+    index.reschedule_all(0)
+    assert sorted(index.pop_due(0, 100)) == ["c1", "c2", "c3", "c4"]
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 100)), max_size=200),
+    st.integers(0, 100),
+)
+def test_matches_a_plain_dict(ops: list[tuple[str, int]], now: int) -> None:
+    index = DueIndex()
+    model: dict[str, int] = {}
+    for key, due in ops:
+        index.schedule(key, due)
+        model[key] = due
+    expected = sorted((d, k) for k, d in model.items() if d <= now)
+    assert index.pop_due(now, 1000) == [k for _, k in expected]
+    assert len(index) == sum(1 for d in model.values() if d > now)
+    assert len(index._heap) <= 2 * len(model) + 1024 + 1

@@ -1,0 +1,168 @@
+"""``rescorer replay``: the stream core over CDNOW agrees with the offline path."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offline.events_io import load_events
+from offline.features import rfm_features
+from offline.registry import ModelRegistry
+from rescorer.cli import main
+from scoring.space import ModelSpace
+from tests.unit.test_train_cli import CDNOW, run
+
+
+@pytest.fixture(scope="module")
+def cdnow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("replay")
+    events = root / "cdnow.jsonl"
+    assert main(["convert-cdnow", str(CDNOW), "--out", str(events)]) == 0
+    models = root / "models"
+    assert (
+        main(
+            [
+                "train",
+                "--events",
+                str(events),
+                "--model-dir",
+                str(models),
+                "--bootstrap",
+                "2",
+                "--holdout-days",
+                "0",
+            ]
+        )
+        == 0
+    )
+    return events, models
+
+
+def read_jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_replay_features_and_segments_equal_the_offline_path_on_cdnow(
+    cdnow: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, models = cdnow
+    code, out, err = run(
+        [
+            "replay",
+            "--events",
+            str(events),
+            "--model-dir",
+            str(models),
+            "--out",
+            str(tmp_path),
+            "--margin",
+            "0",
+            "--learning-rate",
+            "0",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "2349 customers assigned" in out
+    model = ModelRegistry(models).active()
+    assert model is not None
+    offline = rfm_features(load_events([str(events)]).frame, model.as_of, 365)
+    assignments = read_jsonl(tmp_path / "assignments.jsonl")
+    assert [a["customer_id"] for a in assignments] == offline["customer_id"].to_list()
+    streamed = np.array(
+        [
+            [a["features"][f] for f in ("recency_days", "frequency", "monetary")]  # type: ignore[index]
+            for a in assignments
+        ]
+    )
+    batch = offline.select("recency_days", "frequency", "monetary").to_numpy()
+    np.testing.assert_array_equal(streamed[:, :2], batch[:, :2])
+    np.testing.assert_allclose(streamed[:, 2], batch[:, 2], rtol=0, atol=1e-9)
+    assert {a["as_of"] for a in assignments} == {"1998-06-30T12:00:00Z"}
+    space = ModelSpace.from_model(model)
+    expected = [space.segment_ids[i] for i in space.nearest(batch)]
+    assert [a["segment_id"] for a in assignments] == expected
+
+
+def test_replay_is_deterministic_and_the_change_stream_is_consistent(
+    cdnow: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, models = cdnow
+    outputs = []
+    for name in ("a", "b"):
+        code, _, err = run(
+            [
+                "replay",
+                "--events",
+                str(events),
+                "--model-dir",
+                str(models),
+                "--out",
+                str(tmp_path / name),
+            ],
+            capsys,
+        )
+        assert code == 0, err
+        outputs.append(
+            (
+                (tmp_path / name / "changes.jsonl").read_bytes(),
+                (tmp_path / name / "assignments.jsonl").read_bytes(),
+            )
+        )
+    assert outputs[0] == outputs[1]
+    changes = read_jsonl(tmp_path / "a" / "changes.jsonl")
+    reasons = Counter(c["reason"] for c in changes)
+    assert set(reasons) == {"event", "recency"}
+    # Following each customer's changes from nothing ends in their final segment.
+    last: dict[object, object] = {}
+    for change in changes:
+        assert change["previous_segment_id"] == last.get(change["customer_id"])
+        assert change["segment_id"] != change["previous_segment_id"]
+        last[change["customer_id"]] = change["segment_id"]
+    final = {
+        a["customer_id"]: a["segment_id"] for a in read_jsonl(tmp_path / "a" / "assignments.jsonl")
+    }
+    assert last == final
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--margin", "1.5"], "--margin: 1.5 is not a margin"),
+        (["--learning-rate", "-1"], "--learning-rate: -1 is not a learning rate"),
+        (["--sweep-period-hours", "0"], "--sweep-period-hours 0 must be positive"),
+        (["--batch-size", "0"], "--batch-size 0 must be at least 1"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(
+    cdnow: tuple[Path, Path], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, models = cdnow
+    code, _, err = run(
+        ["replay", "--events", str(events), "--model-dir", str(models), *argv], capsys
+    )
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) <= 2  # argparse prints usage + one error line
+
+
+def test_missing_model_dir_and_bad_events_exit_2(
+    cdnow: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, models = cdnow
+    code, _, err = run(
+        ["replay", "--events", str(events), "--model-dir", str(tmp_path / "none")], capsys
+    )
+    assert code == 2 and "is not a directory" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(["replay", "--events", str(events), "--model-dir", str(empty)], capsys)
+    assert code == 2 and "has no active model" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    code, _, err = run(["replay", "--events", str(bad), "--model-dir", str(models)], capsys)
+    assert code == 2 and err.count("\n") == 1
