@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         replay_command,
         schemas_command,
         train_command,
+        worker_command,
     )
 
     parser = _Parser(prog="rescorer", description="Keep RFM customer segments live.")
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         demo_command,
         kafka_command,
         schemas_command,
+        worker_command,
     ):
         command.register(commands)
     return parser

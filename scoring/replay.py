@@ -61,10 +61,10 @@ def replay(
         swept = rescorer.sweep(REPLAY_PARTITION, records.get, now, sys.maxsize)
         records.update(swept.records)
         total.extend(swept)
-    shard = rescorer.shards.get(REPLAY_PARTITION)
-    if shard is not None and shard.watermark is not None:
-        shard.due.reschedule_all(0)
-        final = rescorer.sweep(REPLAY_PARTITION, records.get, shard.watermark, sys.maxsize)
+    last = rescorer.shards.get(REPLAY_PARTITION)
+    if last is not None and last.watermark is not None:
+        last.due.reschedule_all(0)
+        final = rescorer.sweep(REPLAY_PARTITION, records.get, last.watermark, sys.maxsize)
         records.update(final.records)
         total.extend(final)
     active = rescorer.active

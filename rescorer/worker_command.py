@@ -1,0 +1,69 @@
+"""``rescorer worker``: run the streaming re-scorer (a Faust worker)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from rescorer.cli import UsageError
+from rescorer.common import margin_arg, rate_arg
+
+
+def register(commands: Any) -> None:
+    """Add the ``worker`` subcommand."""
+    parser = commands.add_parser(
+        "worker", help="consume events and keep every customer's segment current"
+    )
+    parser.add_argument("--partitions", type=int, help="partitions of the events topic")
+    parser.add_argument("--margin", type=margin_arg, help="hysteresis margin in [0, 1)")
+    parser.add_argument("--learning-rate", type=rate_arg, help="online centroid rate (0 = frozen)")
+    parser.add_argument("--store", help="table store URL, e.g. memory:// or rocksdb://")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check settings and topics, then hand over to Faust until stopped."""
+    from kafka.errors import KafkaError
+    from pydantic import ValidationError
+
+    from streams.settings import WorkerSettings
+    from streams.topics import TopicMismatch, ensure_topics
+
+    overrides: dict[str, Any] = {}
+    for flag, field in (
+        ("partitions", "partitions"),
+        ("margin", "hysteresis_margin"),
+        ("learning_rate", "learning_rate"),
+        ("store", "store"),
+    ):
+        if getattr(args, flag) is not None:
+            overrides[field] = getattr(args, flag)
+    try:
+        settings = WorkerSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"setting {where}: {first['msg']}") from exc
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        ensure_topics(settings)
+    except TopicMismatch as exc:
+        raise UsageError(str(exc)) from exc
+    except KafkaError as exc:
+        raise UsageError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
+        ) from exc
+
+    import faust
+
+    from streams.worker import RescorerWorker
+
+    worker = RescorerWorker(settings)
+    faust.Worker(worker.app, loglevel=args.log_level, quiet=True).execute_from_commandline()
+    return 0

@@ -1,0 +1,50 @@
+"""Create the worker's topics before it starts (the edge, kafka-python admin)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streams.settings import WorkerSettings
+
+COMPACT = {"cleanup.policy": "compact"}
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic cannot serve the worker as configured."""
+
+
+def ensure_topics(settings: WorkerSettings) -> None:
+    """Create missing topics; refuse an events topic whose partition count differs.
+
+    The events topic, the outputs and Faust's changelogs must all have
+    ``settings.partitions`` partitions: state is co-partitioned with input.
+    """
+    topics = settings.topics
+    n, rf = settings.partitions, settings.replication_factor
+    wanted = [
+        NewTopic(topics.events, n, rf),
+        NewTopic(topics.changes, n, rf),
+        NewTopic(topics.assignments, n, rf, topic_configs=COMPACT),
+        NewTopic(topics.dead_letters, n, rf),
+        NewTopic(topics.models, 1, rf, topic_configs={**COMPACT, "max.message.bytes": "8388608"}),
+        NewTopic(topics.retrain_requests, 1, rf),
+    ]
+    admin = KafkaAdminClient(**settings.kafka_python_config())
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        for topic in missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([topic])
+        if topics.events in existing:
+            (described,) = admin.describe_topics([topics.events])
+            have = len(described["partitions"])
+            if have != n:
+                raise TopicMismatch(
+                    f"topic {topics.events} has {have} partitions but RESCORER_PARTITIONS is {n}"
+                )
+    finally:
+        admin.close()

@@ -1,0 +1,194 @@
+"""`rescorer worker` against the real broker: the behaviours issue #4 names, end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from offline.kafka_io import publish_model
+from rescorer.devkafka import ProvidedBroker
+from tests.integration.worker_harness import (
+    Stack,
+    WorkerProcess,
+    clock_tick,
+    event,
+    produce,
+    produce_raw,
+    read_all,
+    wait_until,
+)
+from tests.unit.toy_model import AT_RISK, CENTROIDS, CHAMPIONS, REGULAR, toy_model
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def running(
+    kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, WorkerProcess]]:
+    import uuid
+
+    stack = Stack(kafka.bootstrap_servers, f"w{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("w"))
+    publish_model(stack.settings(), toy_model())
+    worker = WorkerProcess(stack, "a")
+    try:
+        worker.wait_for_log("model v1 loaded")
+        worker.wait_for_log("customers restored")
+        yield stack, worker
+        assert worker.alive(), worker.tail()
+    finally:
+        worker.stop()
+
+
+def changes_of(stack: Stack, customer: str) -> list[dict[str, Any]]:
+    return [c for c in read_all(stack, stack.topics.changes) if c["customer_id"] == customer]
+
+
+def latest_assignment(stack: Stack, customer: str) -> dict[str, Any] | None:
+    found = [a for a in read_all(stack, stack.topics.assignments) if a["customer_id"] == customer]
+    return found[-1] if found else None
+
+
+def test_a_burst_of_purchases_moves_a_customer_to_a_higher_value_segment(
+    running: tuple[Stack, WorkerProcess],
+) -> None:
+    stack, worker = running
+    produce(stack, [event("b-0", "burst", T0)])
+    first = wait_until("a first assignment", lambda: changes_of(stack, "burst"), worker)
+    assert [(c["previous_segment_id"], c["segment_id"]) for c in first] == [(None, REGULAR)]
+    produce(stack, [event(f"b-{i}", "burst", T0 + timedelta(hours=i), 80.0) for i in range(1, 7)])
+    moved = wait_until(
+        "the burst to move the customer",
+        lambda: [c for c in changes_of(stack, "burst") if c["segment_id"] == CHAMPIONS],
+        worker,
+    )
+    assert moved[0]["previous_segment_id"] == REGULAR
+    assert moved[0]["reason"] == "event"
+    assert moved[0]["segment_name"] == "Champions"
+    assert moved[0]["features"]["frequency"] == 7
+
+
+def test_a_silent_customer_is_moved_by_the_sweep_with_reason_recency(
+    running: tuple[Stack, WorkerProcess],
+) -> None:
+    stack, worker = running
+    produce(stack, [event(f"s-{i}", "silent", T0 + timedelta(hours=i), 80.0) for i in range(7)])
+    wait_until(
+        "the silent customer to become a champion",
+        lambda: any(c["segment_id"] == CHAMPIONS for c in changes_of(stack, "silent")),
+        worker,
+    )
+    clock_tick(stack, T0 + timedelta(days=200), "silence")  # others buy; this one does not
+    change = wait_until(
+        "the sweep to move the silent customer",
+        lambda: [c for c in changes_of(stack, "silent") if c["reason"] == "recency"],
+        worker,
+    )[0]
+    assert (change["previous_segment_id"], change["segment_id"]) == (CHAMPIONS, AT_RISK)
+    assert change["features"]["recency_days"] == pytest.approx(200 - 6 / 24)
+    assert change["trigger_event_id"] is None
+
+
+def test_duplicates_change_nothing(running: tuple[Stack, WorkerProcess]) -> None:
+    stack, worker = running
+    first = [event(f"d-{i}", "dup", T0 + timedelta(days=300, hours=i), 20.0) for i in range(3)]
+    produce(stack, first)
+    wait_until("the first delivery", lambda: latest_assignment(stack, "dup"), worker)
+    produce(stack, first)  # redelivered: same event ids
+    produce(stack, [event("d-last", "dup", T0 + timedelta(days=300, hours=5), 5.0)])
+    final = wait_until(
+        "the marker event",
+        lambda: (a := latest_assignment(stack, "dup")) and a["features"]["frequency"] == 4 and a,
+        worker,
+    )
+    assert final["features"]["monetary"] == pytest.approx(65.0)
+    assert len(changes_of(stack, "dup")) == 1  # the first assignment only
+
+
+def test_malformed_events_reach_the_dead_letter_topic_and_the_worker_stays_up(
+    running: tuple[Stack, WorkerProcess],
+) -> None:
+    stack, worker = running
+    good = event("m-ok", "after-bad", T0 + timedelta(days=300))
+    naive = {**good, "event_id": "m-naive", "occurred_at": "2024-03-01T12:00:00"}
+    negative = {**good, "event_id": "m-neg", "amount": -5}
+    import json
+
+    bad: list[tuple[bytes | None, bytes]] = [
+        (b"after-bad", b"{not json"),
+        (b"after-bad", json.dumps(naive).encode()),
+        (b"after-bad", json.dumps(negative).encode()),
+        (None, json.dumps({**good, "event_id": "m-nokey"}).encode()),
+        (b"someone-else", json.dumps({**good, "event_id": "m-wrongkey"}).encode()),
+        (b"after-bad", b"\xff\xfe\x00"),
+    ]
+    produce_raw(stack, bad)
+    produce(stack, [good])
+    letters = wait_until(
+        "six dead letters",
+        lambda: (d := read_all(stack, stack.topics.dead_letters)) and len(d) >= 6 and d,
+        worker,
+    )
+    assert len(letters) == 6
+    kinds = sorted(letter["error_type"] for letter in letters)
+    assert kinds == sorted(
+        [
+            "invalid_json",
+            "invalid_event",
+            "invalid_event",
+            "missing_key",
+            "key_mismatch",
+            "invalid_json",
+        ]
+    )
+    assert all(letter["error"] and letter["topic"] == stack.topics.events for letter in letters)
+    wait_until("the valid event after them", lambda: latest_assignment(stack, "after-bad"), worker)
+    assert worker.alive()
+
+
+def test_a_promoted_model_changes_assignments_with_reason_model_update(
+    running: tuple[Stack, WorkerProcess],
+) -> None:
+    stack, worker = running
+    produce(stack, [event("u-0", "upd", T0 + timedelta(days=300))])
+    wait_until("a regular customer", lambda: changes_of(stack, "upd"), worker)
+    assert changes_of(stack, "upd")[0]["segment_id"] == REGULAR
+    # v2 moves the "Regular" centroid far away: its members belong elsewhere now.
+    v2 = toy_model(version=2, centroids=(CENTROIDS[0], (9.0, 9.0, 9.0), CENTROIDS[2]))
+    publish_model(stack.settings(), v2)
+    worker.wait_for_log("switched to model v2", timeout=10)
+    change = wait_until(
+        "a model_update change",
+        lambda: [c for c in changes_of(stack, "upd") if c["model_version"] == 2],
+        worker,
+        timeout=30,
+    )[0]
+    assert change["reason"] == "model_update"
+    assert change["previous_segment_id"] == REGULAR
+
+
+def test_a_hostile_model_is_rejected_and_the_current_one_kept(
+    running: tuple[Stack, WorkerProcess],
+) -> None:
+    stack, worker = running
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap)
+    producer.send(stack.topics.models, key=b"active", value=b"\x80\x04pickle")
+    producer.send(stack.topics.models, key=b"active", value=b'{"version": 3}')
+    producer.flush()
+    producer.close()
+    worker.wait_for_log("rejected a model", timeout=15)
+    produce(stack, [event("h-0", "after-hostile", T0 + timedelta(days=300))])
+    assignment = wait_until(
+        "an assignment after the hostile model",
+        lambda: latest_assignment(stack, "after-hostile"),
+        worker,
+    )
+    assert assignment["model_version"] == 2

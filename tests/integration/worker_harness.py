@@ -1,0 +1,199 @@
+"""Run `rescorer worker` as a real process against the test broker, and read its outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from schemas.settings import RescorerSettings, TopicNames
+
+
+@dataclass
+class Stack:
+    """Topic names and settings of one isolated worker deployment on the shared broker."""
+
+    bootstrap: str
+    prefix: str
+    workdir: Path
+    partitions: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def topics(self) -> TopicNames:
+        p = self.prefix
+        return TopicNames(
+            events=f"{p}-events", changes=f"{p}-changes", assignments=f"{p}-segments",
+            dead_letters=f"{p}-dlq", models=f"{p}-models", retrain_requests=f"{p}-retrain",
+        )  # fmt: skip
+
+    def settings(self) -> RescorerSettings:
+        return RescorerSettings(kafka_bootstrap_servers=self.bootstrap, topics=self.topics)
+
+    def env(self, name: str) -> dict[str, str]:
+        t = self.topics
+        env = {
+            **os.environ,
+            "RESCORER_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "RESCORER_TOPIC_EVENTS": t.events,
+            "RESCORER_TOPIC_CHANGES": t.changes,
+            "RESCORER_TOPIC_ASSIGNMENTS": t.assignments,
+            "RESCORER_TOPIC_DEAD_LETTERS": t.dead_letters,
+            "RESCORER_TOPIC_MODELS": t.models,
+            "RESCORER_TOPIC_RETRAIN_REQUESTS": t.retrain_requests,
+            "RESCORER_APP_ID": self.prefix,
+            "RESCORER_PARTITIONS": str(self.partitions),
+            "RESCORER_MODEL_DIR": str(self.workdir / "no-models"),
+            "RESCORER_DATA_DIR": str(self.workdir / f"data-{name}"),
+            "RESCORER_SWEEP_INTERVAL_SECONDS": "0.5",
+            "RESCORER_BATCH_WITHIN_SECONDS": "0.02",
+            "RESCORER_SESSION_TIMEOUT_SECONDS": "6",
+            "RESCORER_COMMIT_INTERVAL_SECONDS": "0.5",
+            "RESCORER_LEARNING_RATE": "0",
+        }
+        env.update(self.extra_env)
+        return env
+
+
+class WorkerProcess:
+    """One worker subprocess; its log goes to a file the test can show on failure."""
+
+    def __init__(self, stack: Stack, name: str) -> None:
+        self.log_path = stack.workdir / f"worker-{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rescorer", "worker", "--log-level", "info"],
+            env=stack.env(name),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited {self.process.returncode}:\n{self.tail()}")
+            time.sleep(0.2)
+        raise AssertionError(f"no {text!r} in the worker log after {timeout}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(line for line in self.log().splitlines() if "kafka.conn" not in line)[
+            -lines * 200 :
+        ]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self._log.close()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+        return self.process.returncode
+
+
+def event(
+    event_id: str, customer: str, at: datetime, amount: float | None = 50.0, kind: str = "purchase"
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "event_id": event_id, "customer_id": customer, "type": kind,
+        "occurred_at": at.isoformat(),
+    }  # fmt: skip
+    if amount is not None:
+        body["amount"] = amount
+    return body
+
+
+def produce(
+    stack: Stack,
+    events: Iterable[dict[str, Any]],
+    partition: int | None = None,
+) -> int:
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=5)
+    n = 0
+    for body in events:
+        producer.send(
+            stack.topics.events,
+            key=str(body["customer_id"]).encode(),
+            value=json.dumps(body).encode(),
+            partition=partition,
+        )
+        n += 1
+    producer.flush()
+    producer.close()
+    return n
+
+
+def produce_raw(stack: Stack, messages: Iterable[tuple[bytes | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=5)
+    for key, value in messages:
+        producer.send(stack.topics.events, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def clock_tick(stack: Stack, at: datetime, tag: str) -> None:
+    """Advance event time on every partition (a purchase by a per-partition clock customer)."""
+    for p in range(stack.partitions):
+        produce(stack, [event(f"clock-{tag}-{p}", f"clock-{p}", at, 1.0)], partition=p)
+
+
+def read_all(stack: Stack, topic: str) -> list[dict[str, Any]]:
+    """Every value currently on `topic`, decoded."""
+    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not parts:
+            return []
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        end = consumer.end_offsets(parts)
+        out: list[dict[str, Any]] = []
+        while any(consumer.position(tp) < end[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=500).values():
+                out.extend(json.loads(r.value) for r in records)
+        return out
+    finally:
+        consumer.close()
+
+
+def wait_until(
+    what: str,
+    check: Callable[[], Any],
+    worker: WorkerProcess | None = None,
+    timeout: float = 60.0,
+) -> Any:
+    """Poll `check` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = f"\nworker log:\n{worker.tail()}" if worker else ""
+            raise AssertionError(f"timed out waiting for {what}{detail}")
+        time.sleep(0.5)
