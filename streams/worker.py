@@ -68,13 +68,18 @@ class RescorerWorker:
             topics.events, key_type=bytes, value_type=bytes,
             key_serializer="raw", value_serializer="raw",
         )  # fmt: skip
-        self.customers = self.app.Table("customers", key_type=str, partitions=settings.partitions)
-        # Keys travel as plain UTF-8, values in the record's compact JSON; set before
-        # the changelog topic (built lazily) picks the serializers up.
-        self.customers.key_serializer = "raw"
-        self.customers.value_serializer = record_codec.CODEC_NAME
-        self.centroids = self.app.Table("centroids", key_type=str, partitions=settings.partitions)
-        self.centroids.key_serializer = "raw"
+        self.customers = cast(
+            "faust.Table[str, CustomerRecord]",
+            self.app.Table("customers", key_type=str, partitions=settings.partitions),
+        )
+        self.centroids = cast(
+            "faust.Table[str, dict[str, Any]]",
+            self.app.Table("centroids", key_type=str, partitions=settings.partitions),
+        )
+        # Keys travel as plain UTF-8, values in the record's compact JSON (centroid
+        # checkpoints as JSON); the store is built lazily, the changelog topic is not.
+        _serialize(self.customers, "raw", record_codec.CODEC_NAME)
+        _serialize(self.centroids, "raw", "json")
         self.rescorer: Rescorer | None = None
         self.model_ready = asyncio.Event()
         self.lock = asyncio.Lock()
@@ -236,3 +241,11 @@ class RescorerWorker:
             version, sorted(self.owned), counts["applied"], counts["duplicate"],
             counts["too_old"], counts["dead_letters"], counts["changes"], counts["swept"],
         )  # fmt: skip
+
+
+def _serialize(table: faust.Table[Any, Any], key: str, value: str) -> None:
+    table.key_serializer = key
+    table.value_serializer = value
+    changelog = cast(faust.Topic, table.changelog_topic)
+    changelog.key_serializer = key
+    changelog.value_serializer = value
