@@ -40,6 +40,12 @@ def register(commands: Any) -> None:
         help="re-score every customer at least this often in event time (default 24)",
     )
     parser.add_argument(
+        "--recheck-days",
+        type=float,
+        default=30.0,
+        help="re-score a customer far from any boundary at least this often (default 30)",
+    )
+    parser.add_argument(
         "--batch-size", type=int, default=500, help="events per batch, as the worker takes them"
     )
     parser.add_argument(
@@ -70,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sweep_period_hours <= 0:
         raise UsageError(f"--sweep-period-hours {args.sweep_period_hours:g} must be positive")
+    if args.recheck_days * 24 < args.sweep_period_hours:
+        raise UsageError(f"--recheck-days {args.recheck_days:g} is shorter than the sweep period")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size} must be at least 1")
     if not args.model_dir.is_dir():
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         learning_rate=DEFAULT_LEARNING_RATE if args.learning_rate is None else args.learning_rate,
         sweep_period=timedelta(hours=args.sweep_period_hours),
+        recheck_period=timedelta(days=args.recheck_days),
     )
     result = replay(_events(frame), model, config, args.batch_size)
     args.out.mkdir(parents=True, exist_ok=True)

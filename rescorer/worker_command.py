@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
         settings = WorkerSettings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"setting {where}: {first['msg']}") from exc
+        where = "_".join(str(p) for p in first["loc"]).upper()
+        raise UsageError(f"RESCORER_{where}: {first['msg']}" if where else first["msg"]) from exc
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -65,5 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from streams.worker import RescorerWorker
 
     worker = RescorerWorker(settings)
-    faust.Worker(worker.app, loglevel=args.log_level, quiet=True).execute_from_commandline()
+    runner = faust.Worker(worker.app, loglevel=args.log_level, quiet=True)
+    # mode leaves the root logger at DEBUG and filters in the handler, so every
+    # client debug call (aiokafka logs per message sent) builds a record; pin
+    # the libraries to the chosen level instead.
+    for name in ("aiokafka", "kafka", "faust", "mode", "streams", "rescorer"):
+        logging.getLogger(name).setLevel(args.log_level.upper())
+    runner.execute_from_commandline()
     return 0

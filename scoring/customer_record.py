@@ -84,5 +84,5 @@ class CustomerRecord:
                 if vector is None
                 else (float(vector[0]), int(vector[1]), float(vector[2])),
             )
-        except (KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a customer record: {exc}") from exc

@@ -68,12 +68,18 @@ class CustomerState:
         self.prune(watermark)
         return changed
 
-    def prune(self, watermark: datetime) -> None:
-        """Forget days (and their event ids) that left the window."""
+    def prune(self, watermark: datetime) -> bool:
+        """Forget days (and their event ids) that left the window; True if any did."""
         start = first_window_day(watermark, self.window_days)
         if any(d < start for d in self.days):
             self.days = {d: v for d, v in self.days.items() if d >= start}
             self.seen = {e: d for e, d in self.seen.items() if d >= start}
+            return True
+        return False
+
+    def next_expiry(self) -> int | None:
+        """Day number on which the oldest in-window day leaves the window (None if empty)."""
+        return min(self.days) + self.window_days if self.days else None
 
     def vector(self, as_of: datetime) -> tuple[float, int, float] | None:
         """(recency_days, frequency, monetary) at `as_of`, or None before a first purchase."""

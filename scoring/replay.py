@@ -50,21 +50,25 @@ def replay(
     """Run the core over `events` (in event-time order) and collect its outputs."""
     rescorer = Rescorer(model, config)
     records: dict[str, CustomerRecord] = {}
+
+    def lookup(key: str, _partition: int) -> CustomerRecord | None:
+        return records.get(key)
+
     total = Rescored()
     for batch in _batches(events, batch_size):
         shard = rescorer.shard(REPLAY_PARTITION)
         latest = max(e.occurred_at for e in batch)
         now = latest if shard.watermark is None or latest > shard.watermark else shard.watermark
-        step = rescorer.process([(REPLAY_PARTITION, e) for e in batch], records.get, now)
+        step = rescorer.process([(REPLAY_PARTITION, e) for e in batch], lookup, now)
         records.update(step.records)
         total.extend(step)
-        swept = rescorer.sweep(REPLAY_PARTITION, records.get, now, sys.maxsize)
+        swept = rescorer.sweep(REPLAY_PARTITION, lookup, now, sys.maxsize)
         records.update(swept.records)
         total.extend(swept)
     last = rescorer.shards.get(REPLAY_PARTITION)
     if last is not None and last.watermark is not None:
         last.due.reschedule_all(0)
-        final = rescorer.sweep(REPLAY_PARTITION, records.get, last.watermark, sys.maxsize)
+        final = rescorer.sweep(REPLAY_PARTITION, lookup, last.watermark, sys.maxsize)
         records.update(final.records)
         total.extend(final)
     active = rescorer.active

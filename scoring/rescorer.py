@@ -10,6 +10,7 @@ outputs are delivered (see the README's "Processing guarantees").
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from schemas.events import CustomerEvent, EventType
 from schemas.model import SegmentModel
@@ -31,11 +33,12 @@ from scoring.customer_state import CustomerState
 from scoring.due_index import DueIndex
 from scoring.hysteresis import DEFAULT_MARGIN, choose_many
 from scoring.online_clusters import DEFAULT_LEARNING_RATE, OnlineCentroids
-from scoring.rfm import day_number, first_window_day
+from scoring.rfm import MICROS_PER_DAY, day_number, first_window_day
 from scoring.space import ModelSpace
 
 Clock = Literal["event", "wall"]
-Lookup = Callable[[str], CustomerRecord | None]
+Lookup = Callable[[str, int], CustomerRecord | None]
+"""Find a customer's record: (customer id, partition) -> record or None."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class RescoreConfig:
     margin: float = DEFAULT_MARGIN
     learning_rate: float = DEFAULT_LEARNING_RATE
     sweep_period: timedelta = timedelta(days=1)
+    recheck_period: timedelta = timedelta(days=30)
     clock: Clock = "event"
 
     def __post_init__(self) -> None:
@@ -54,6 +58,8 @@ class RescoreConfig:
             raise ValueError(f"learning rate must be in [0, 1], got {self.learning_rate}")
         if self.sweep_period <= timedelta(0):
             raise ValueError("sweep period must be positive")
+        if self.recheck_period < self.sweep_period:
+            raise ValueError("recheck period must be at least the sweep period")
 
 
 class ActiveModel:
@@ -186,7 +192,7 @@ class Rescorer:
             elif shard.watermark is None or event.occurred_at > shard.watermark:
                 shard.watermark = event.occurred_at
             key = event.customer_id
-            record = touched.get(key) or lookup(key)
+            record = touched.get(key) or lookup(key, partition)
             if record is None:
                 record = CustomerRecord(CustomerState(self.active.window_days), partition)
             record.partition = partition
@@ -225,15 +231,20 @@ class Rescorer:
         if shard.watermark is None:
             return result
         items: list[tuple[str, CustomerRecord]] = []
+        pruned: set[str] = set()
         for key in shard.due.pop_due(to_micros(shard.watermark), limit):
-            record = lookup(key)
+            record = lookup(key, partition)
             if record is None or record.partition != partition:
                 continue
-            record.state.prune(max(shard.watermark, record.as_of or shard.watermark))
+            if record.state.prune(max(shard.watermark, record.as_of or shard.watermark)):
+                pruned.add(key)
             items.append((key, record))
         result.counts["swept"] += len(items)
         if items:
-            self._evaluate(partition, items, ChangeReason.RECENCY, now, result, always_emit=False)
+            self._evaluate(
+                partition, items, ChangeReason.RECENCY, now, result, always_emit=False,
+                dirty=pruned,
+            )  # fmt: skip
         return result
 
     def _evaluate(
@@ -245,6 +256,7 @@ class Rescorer:
         result: Rescored,
         *,
         always_emit: bool,
+        dirty: set[str] | None = None,
     ) -> None:
         shard = self.shard(partition)
         active = self.active
@@ -272,7 +284,7 @@ class Rescorer:
             dtype=np.int64,
         )
         chosen = choose_many(distances, current, self.config.margin)
-        period = _micros(self.config.sweep_period)
+        due = self._next_due(shard, raw, chosen, [a for _, _, a, _ in scored])
         for row, (key, record, as_of, vector) in enumerate(scored):
             index = int(chosen[row])
             segment_id = active.space.segment_ids[index]
@@ -305,13 +317,8 @@ class Rescorer:
                 )
                 result.counts[f"change_{why.value}"] += 1
             previous = record.vector
-            if (
-                always_emit
-                or moved
-                or model_changed
-                or previous is None
-                or previous[1:] != vector[1:]
-            ):
+            material = moved or model_changed or previous is None or previous[1:] != vector[1:]
+            if always_emit or material:
                 result.assignments.append(
                     SegmentAssignment.model_construct(
                         customer_id=key,
@@ -327,9 +334,58 @@ class Rescorer:
             record.as_of = as_of
             record.vector = vector
             record.trigger_event_id = None
-            result.records[key] = record
-            shard.due.schedule(key, to_micros(as_of) + period)
+            # A sweep that only moved the clock forward needs no write: after a
+            # restart the customer is simply due a little earlier.
+            if always_emit or material or (dirty is not None and key in dirty):
+                result.records[key] = record
+            shard.due.schedule(key, int(due[row]))
+            expiry = record.state.next_expiry()
+            if expiry is not None and expiry * MICROS_PER_DAY < due[row]:
+                shard.due.schedule(key, expiry * MICROS_PER_DAY)
         shard.centroids.learn_many(embedded)
+
+    def _next_due(
+        self,
+        shard: Shard,
+        raw: NDArray[np.float64],
+        chosen: NDArray[np.int64],
+        as_ofs: Sequence[datetime],
+    ) -> NDArray[np.int64]:
+        """When each customer must be looked at again if nothing else happens.
+
+        Recency grows with time while frequency and monetary stay put until a
+        day leaves the window (handled by the caller). Looking ahead one sweep
+        period at a time up to the recheck period, the first step at which the
+        hysteresis decision would differ is when the customer is due: a move
+        is made at most one sweep period late, and customers far from any
+        boundary cost nothing until their recheck.
+        """
+        step = self.config.sweep_period / timedelta(days=1)
+        horizon = max(1, math.ceil(self.config.recheck_period / self.config.sweep_period))
+        offsets = step * np.arange(1, horizon + 1, dtype=np.float64)
+        centroids = shard.centroids.centroids()
+        space = self.active.space
+        n = len(raw)
+        steps = np.full(n, horizon - 1, dtype=np.int64)
+        for start in range(0, n, _LOOKAHEAD_CHUNK):
+            part = raw[start : start + _LOOKAHEAD_CHUNK]
+            m = len(part)
+            future = np.repeat(part[:, None, :], horizon, axis=1)
+            future[:, :, 0] += offsets[None, :]
+            embedded = space.embed(future.reshape(-1, 3))
+            diff = embedded[:, None, :] - centroids[None, :, :]
+            distances = np.sqrt(np.einsum("nkd,nkd->nk", diff, diff))
+            current = np.repeat(chosen[start : start + m], horizon)
+            decided = choose_many(distances, current, self.config.margin).reshape(m, horizon)
+            differs = decided != chosen[start : start + m, None]
+            first = np.argmax(differs, axis=1)
+            steps[start : start + m] = np.where(differs.any(axis=1), first, horizon - 1)
+        base = np.asarray([to_micros(a) for a in as_ofs], dtype=np.int64)
+        due: NDArray[np.int64] = base + np.round(offsets[steps] * MICROS_PER_DAY).astype(np.int64)
+        return due
+
+
+_LOOKAHEAD_CHUNK = 1024
 
 
 def _micros(delta: timedelta) -> int:

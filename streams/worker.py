@@ -36,6 +36,7 @@ from streams.decoding import Rejected, dead_letter, decode_event
 from streams.kafka_clients import faust_broker_settings
 from streams.model_source import ModelWatcher
 from streams.settings import WorkerSettings
+from streams.table_access import PartitionedTable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class RescorerWorker:
             broker_session_timeout=settings.session_timeout_seconds,
             broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
             consumer_auto_offset_reset="earliest",
+            broker_max_poll_records=settings.max_poll_records,
+            stream_buffer_maxsize=settings.stream_buffer_size,
             producer_acks=-1,
             web_enabled=False,
             autodiscover=False,
@@ -80,6 +83,8 @@ class RescorerWorker:
         # checkpoints as JSON); the store is built lazily, the changelog topic is not.
         _serialize(self.customers, "raw", record_codec.CODEC_NAME)
         _serialize(self.centroids, "raw", "json")
+        self.records = PartitionedTable(self.customers)
+        self.checkpoints = PartitionedTable(self.centroids)
         self.rescorer: Rescorer | None = None
         self.model_ready = asyncio.Event()
         self.lock = asyncio.Lock()
@@ -128,11 +133,11 @@ class RescorerWorker:
         new = assigned - self.owned
         if new:
             grouped: dict[int, list[tuple[str, CustomerRecord]]] = {p: [] for p in new}
-            for key, record in self.customers.data.items():
+            for key, record in self.records.items():
                 if isinstance(record, CustomerRecord) and record.partition in grouped:
                     grouped[record.partition].append((str(key), record))
             for partition, items in grouped.items():
-                checkpoint = self.centroids.data.get(f"p{partition}")
+                checkpoint = self.checkpoints.get(f"p{partition}", partition)
                 shard = self.rescorer.restore_shard(partition, items, checkpoint)
                 log.info("partition %d: %d customers restored, watermark %s",
                          partition, len(items), shard.watermark)  # fmt: skip
@@ -140,8 +145,8 @@ class RescorerWorker:
 
     # -- processing -----------------------------------------------------------------
 
-    def _lookup(self, key: str) -> CustomerRecord | None:
-        record = self.customers.data.get(key)
+    def _lookup(self, key: str, partition: int) -> CustomerRecord | None:
+        record = self.records.get(key, partition)
         return record if isinstance(record, CustomerRecord) else None
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
@@ -211,10 +216,9 @@ class RescorerWorker:
         # Straight to the producer rather than through Faust's table buffer: one
         # batch writes thousands of keys. Ordering per partition is kept, and Faust
         # flushes the producer before it commits input offsets.
-        data = self.customers.data
         changelog = self.customers.changelog_topic.get_topic_name()
         for key, record in result.records.items():
-            data[key] = record
+            self.records.put(key, record.partition, record)
             await producer.send(
                 changelog, key.encode(), record.dumps(), record.partition, None, None
             )
@@ -223,7 +227,7 @@ class RescorerWorker:
             touched = set(partitions) | {r.partition for r in result.records.values()}
             for partition in touched:
                 checkpoint = self.rescorer.checkpoint(partition)
-                self.centroids.data[f"p{partition}"] = checkpoint
+                self.checkpoints.put(f"p{partition}", partition, checkpoint)
                 await producer.send(
                     centroid_log, f"p{partition}".encode(),
                     json.dumps(checkpoint).encode(), partition, None, None,

@@ -163,7 +163,7 @@ class LocalKafka:
             self.port = free_port(self.host)
         elif port_open(self.host, self.port):
             raise LocalKafkaError(f"port {self.host}:{self.port} is already in use")
-        if self._controller_port == 0:
+        while self._controller_port in (0, self.port):  # the OS may hand out the same port twice
             self._controller_port = free_port(self.host)
         config = self.workdir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))

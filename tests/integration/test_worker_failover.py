@@ -41,7 +41,9 @@ def stack(kafka: ProvidedBroker, tmp_path: Path) -> Stack:
     return Stack(kafka.bootstrap_servers, f"f{uuid.uuid4().hex[:8]}", tmp_path, partitions=4)
 
 
-def test_a_killed_workers_partitions_recover_on_the_other(stack: Stack) -> None:
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_a_killed_workers_partitions_recover_on_the_other(stack: Stack, store: str) -> None:
+    stack.extra_env["RESCORER_STORE"] = store
     publish_model(stack.settings(), toy_model())
     first = WorkerProcess(stack, "a")
     second: WorkerProcess | None = None

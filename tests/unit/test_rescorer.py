@@ -12,7 +12,7 @@ from schemas import CustomerEvent, EventType
 from schemas.segments import ChangeReason, SegmentAssignment, SegmentChange
 from scoring.customer_record import CustomerRecord
 from scoring.online_clusters import OnlineCentroids
-from scoring.rescorer import RescoreConfig, Rescorer
+from scoring.rescorer import Lookup, RescoreConfig, Rescorer
 from tests.unit.toy_model import AT_RISK, CENTROIDS, CHAMPIONS, REGULAR, toy_model
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
@@ -29,6 +29,15 @@ def purchase(customer: str, at: datetime, amount: float = 50.0, n: int = 0) -> C
     )
 
 
+def by_key(records: dict[str, CustomerRecord]) -> Lookup:
+    """A lookup over a plain dict (the partition does not matter)."""
+
+    def lookup(key: str, _partition: int) -> CustomerRecord | None:
+        return records.get(key)
+
+    return lookup
+
+
 class Harness:
     """A rescorer with a dict as its store, persisting records after each call."""
 
@@ -38,12 +47,15 @@ class Harness:
         self.changes: list[SegmentChange] = []
         self.assignments: list[SegmentAssignment] = []
 
+    def lookup(self, key: str, _partition: int) -> CustomerRecord | None:
+        return self.records.get(key)
+
     def feed(self, *events: CustomerEvent, partition: int = 0) -> list[SegmentChange]:
-        result = self.rescorer.process([(partition, e) for e in events], self.records.get, T0)
+        result = self.rescorer.process([(partition, e) for e in events], self.lookup, T0)
         return self._keep(result)
 
     def sweep(self, partition: int = 0, limit: int = 1000) -> list[SegmentChange]:
-        return self._keep(self.rescorer.sweep(partition, self.records.get, T0, limit))
+        return self._keep(self.rescorer.sweep(partition, self.lookup, T0, limit))
 
     def _keep(self, result: object) -> list[SegmentChange]:
         from scoring.rescorer import Rescored
@@ -95,7 +107,7 @@ def test_duplicates_change_nothing() -> None:
     events = [purchase("c", T0 + timedelta(hours=i), 80.0) for i in range(3)]
     h.feed(*events)
     before = h.records["c"].dumps()
-    result = h.rescorer.process([(0, e) for e in events], h.records.get, T0)
+    result = h.rescorer.process([(0, e) for e in events], h.lookup, T0)
     assert result.changes == [] and result.assignments == [] and result.records == {}
     assert result.counts["duplicate"] == 3
     assert h.records["c"].dumps() == before
@@ -115,12 +127,12 @@ def test_hysteresis_keeps_a_boundary_customer_where_they_are() -> None:
     for margin, expected in ((0.10, 0), (0.0, 1)):
         rescorer = Rescorer(model, RescoreConfig(margin=margin, learning_rate=0.0))
         records: dict[str, CustomerRecord] = {}
-        first = rescorer.process([(0, purchase("c", T0, 40.0))], records.get, T0)
+        first = rescorer.process([(0, purchase("c", T0, 40.0))], by_key(records), T0)
         records.update(first.records)
         assert records["c"].segment_id == 0
         second = rescorer.process(
             [(0, purchase("c", T0 + timedelta(minutes=1), amount_near_first - 40.0, 1))],
-            records.get,
+            by_key(records),
             T0,
         )
         records.update(second.records)
@@ -130,9 +142,7 @@ def test_hysteresis_keeps_a_boundary_customer_where_they_are() -> None:
 def test_events_older_than_the_window_are_counted_and_only_touch_recency() -> None:
     h = Harness()
     h.feed(purchase("c", T0))
-    result = h.rescorer.process(
-        [(0, purchase("c", T0 - timedelta(days=400), 999.0))], h.records.get, T0
-    )
+    result = h.rescorer.process([(0, purchase("c", T0 - timedelta(days=400), 999.0))], h.lookup, T0)
     assert result.counts["too_old"] == 1
     assert h.records["c"].state.features(T0).monetary == 50.0  # type: ignore[union-attr]
 
@@ -156,11 +166,13 @@ def test_the_sweep_is_bounded_per_call_and_reaches_everyone() -> None:
     h = Harness()
     h.feed(*[purchase(f"c{i}", T0) for i in range(50)])
     h.feed(purchase("clock", T0 + timedelta(days=3)))
-    first = h.rescorer.sweep(0, h.records.get, T0, limit=20)
+    assert h.sweep() == [] and h.rescorer.shard(0).due.next_due() is not None  # nothing due yet
+    h.feed(purchase("clock", T0 + timedelta(days=31), n=1))  # past the 30-day recheck
+    first = h.rescorer.sweep(0, h.lookup, T0, limit=20)
     assert first.counts["swept"] == 20
     h._keep(first)
     h.sweep(limit=1000)
-    assert all(h.records[f"c{i}"].as_of == T0 + timedelta(days=3) for i in range(50))
+    assert all(h.records[f"c{i}"].as_of == T0 + timedelta(days=31) for i in range(50))
 
 
 def test_partitions_keep_their_own_clock() -> None:
@@ -223,9 +235,64 @@ def test_batching_does_not_change_state_or_final_segments_with_margin_zero(
         records: dict[str, CustomerRecord] = {}
         for start in range(0, len(events), size):
             chunk = [(0, e) for e in events[start : start + size]]
-            records.update(rescorer.process(chunk, records.get, T0).records)
+            records.update(rescorer.process(chunk, by_key(records), T0).records)
         end = events[-1].occurred_at
         rescorer.shard(0).due.reschedule_all(0)
-        records.update(rescorer.sweep(0, records.get, T0, 10_000).records)
+        records.update(rescorer.sweep(0, by_key(records), T0, 10_000).records)
         outcomes.append({k: (r.segment_id, r.state.vector(end)) for k, r in records.items()})
     assert outcomes[0] == outcomes[1]
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9), st.integers(0, 24 * 60), st.integers(1, 400)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from([0.0, 0.1, 0.3]),
+)
+def test_due_time_look_ahead_makes_the_moves_of_a_daily_sweep_at_most_a_period_later(
+    raw: list[tuple[int, int, int]], margin: float
+) -> None:
+    """Skipping customers far from a boundary loses no move; a move is at most one period late.
+
+    Reference: re-score everyone at every daily tick (recheck = sweep period).
+    With the look-ahead a customer is due at the first sampled day on which the
+    decision differs, so the move comes on that day's tick or the next one.
+    """
+    events = sorted(
+        (
+            purchase(f"c{c}", T0 + timedelta(hours=h), float(a), n)
+            for n, (c, h, a) in enumerate(raw)
+        ),
+        key=lambda e: e.occurred_at,
+    )
+    days = 420
+    outcomes = []
+    for recheck in (timedelta(days=1), timedelta(days=30)):
+        config = RescoreConfig(margin=margin, learning_rate=0.0, recheck_period=recheck)
+        h = Harness(config)
+        h.feed(*events)
+        swept = 0
+        for day in range(1, days):
+            h.feed(purchase("clock", T0 + timedelta(days=day), 1.0, n=day))
+            result = h.rescorer.sweep(0, h.lookup, T0, 10_000)
+            swept += result.counts["swept"]
+            h._keep(result)
+        moves: dict[str, list[tuple[int | None, int, datetime]]] = {}
+        for c in h.changes:
+            if c.customer_id != "clock":
+                moves.setdefault(c.customer_id, []).append(
+                    (c.previous_segment_id, c.segment_id, c.as_of)
+                )
+        outcomes.append((moves, swept))
+    (daily, daily_swept), (ahead, ahead_swept) = outcomes
+    settled = T0 + timedelta(days=days - 3)
+    for customer, reference in daily.items():
+        expected = [m for m in reference if m[2] <= settled]
+        got = ahead.get(customer, [])[: len(expected)]
+        assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in expected], customer
+        for (_, _, late), (_, _, early) in zip(got, expected, strict=True):
+            assert timedelta(0) <= late - early <= timedelta(days=2), customer
+    assert ahead_swept <= daily_swept
