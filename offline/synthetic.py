@@ -7,6 +7,7 @@ compared with the ground truth.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +35,20 @@ PERSONAS: tuple[Persona, ...] = (
     Persona("churning", 0.15, 1.5, 50.0, 0.3, 3.0),
 )
 REFUND_RATE = 0.04
+PEAK_DAY_OF_YEAR = 335  # seasonality peaks in early December
+
+
+@dataclass(frozen=True)
+class BehaviourShift:
+    """From `at` on, customers of `persona` keep only `factor` of their purchases."""
+
+    persona: str
+    factor: float
+    at: datetime
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.factor <= 1.0:
+            raise ValueError(f"shift factor must be in [0, 1], got {self.factor}")
 
 
 def synthetic_events(
@@ -43,12 +58,22 @@ def synthetic_events(
     events_per_customer: float | None = None,
     seed: int = 0,
     personas: tuple[Persona, ...] = PERSONAS,
+    seasonality: float = 0.0,
+    shift: BehaviourShift | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events in the CustomerEvent columns, ground truth customer_id -> persona).
 
     `events_per_customer`, when given, tops up sessions so the log has about
-    that many events per customer (benchmarks ask for ~20).
+    that many events per customer (benchmarks ask for ~20). `seasonality` in
+    [0, 1] thins purchases away from the December peak (0 = flat; 0.5 = the
+    quietest month keeps a third of the peak's rate); `shift` thins one
+    persona's purchases from a point in time (a drift scenario). Both draw from
+    a separate random stream, so without them the log is unchanged.
     """
+    if not 0.0 <= seasonality <= 1.0:
+        raise ValueError(f"seasonality must be in [0, 1], got {seasonality}")
+    if shift is not None and shift.persona not in {p.name for p in personas}:
+        raise ValueError(f"unknown persona {shift.persona!r} in the shift")
     rng = np.random.default_rng(seed)
     end = end or datetime(2024, 12, 31, tzinfo=UTC)
     start = end - timedelta(days=days)
@@ -71,6 +96,23 @@ def synthetic_events(
     )
     amount = np.round(rng.lognormal(np.log(basket[owner]), 0.5), 2).clip(0.5)
     refunded = rng.uniform(size=owner.size) < REFUND_RATE
+    if seasonality > 0 or shift is not None:
+        aux = np.random.default_rng([seed, 1])
+        keep = np.ones(owner.size, dtype=bool)
+        if seasonality > 0:
+            year_start = datetime(start.year, 1, 1, tzinfo=UTC)
+            day_of_year = (when + (start - year_start).total_seconds() / 86_400) % 365.25
+            phase = 2 * np.pi * (day_of_year - PEAK_DAY_OF_YEAR) / 365.25
+            weight = (1 + seasonality * np.cos(phase)) / (1 + seasonality)
+            keep &= aux.uniform(size=owner.size) < weight
+        if shift is not None:
+            index = [p.name for p in personas].index(shift.persona)
+            shift_day = (shift.at - start).total_seconds() / 86_400
+            affected = (persona[owner] == index) & (when >= shift_day)
+            keep &= ~affected | (aux.uniform(size=owner.size) < shift.factor)
+        keep[index_in_customer == 0] = True
+        owner, when, amount, refunded = owner[keep], when[keep], amount[keep], refunded[keep]
+        purchases = np.bincount(owner, minlength=customers)
     r_owner = owner[refunded]
     r_when = np.minimum(when[refunded] + rng.uniform(1, 20, r_owner.size), days - 1e-6)
     r_amount = np.round(amount[refunded] * rng.uniform(0.2, 1.0, r_owner.size), 2).clip(0.01)
@@ -119,3 +161,41 @@ def synthetic_events(
         }
     )
     return events, truth
+
+
+MALFORMED_KINDS = (
+    "broken_json",
+    "naive_timestamp",
+    "negative_amount",
+    "missing_amount",
+    "unknown_type",
+    "missing_key",
+    "key_mismatch",
+    "not_an_object",
+)
+
+
+def malformed(body: dict[str, object], kind: str) -> tuple[bytes | None, bytes]:
+    """A (key, value) message derived from a valid event body that the worker must reject."""
+    key: bytes | None = str(body["customer_id"]).encode()
+    bad = dict(body)
+    if kind == "broken_json":
+        return key, json.dumps(bad).encode()[:-3]
+    if kind == "naive_timestamp":
+        bad["occurred_at"] = str(bad["occurred_at"]).replace("Z", "").replace("+00:00", "")
+    elif kind == "negative_amount":
+        bad["type"], bad["amount"] = "purchase", -abs(float(str(bad.get("amount") or 1.0)))
+    elif kind == "missing_amount":
+        bad["type"] = "purchase"
+        bad.pop("amount", None)
+    elif kind == "unknown_type":
+        bad["type"] = "teleport"
+    elif kind == "missing_key":
+        key = None
+    elif kind == "key_mismatch":
+        key = b"someone-else"
+    elif kind == "not_an_object":
+        return key, json.dumps([bad]).encode()
+    else:
+        raise ValueError(f"unknown malformed kind {kind!r}")
+    return key, json.dumps(bad).encode()

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         models_command,
         replay_command,
         schemas_command,
+        simulate_command,
         train_command,
         worker_command,
     )
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         models_command,
         convert_command,
         replay_command,
+        simulate_command,
         demo_command,
         kafka_command,
         schemas_command,

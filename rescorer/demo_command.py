@@ -1,136 +1,280 @@
-"""``rescorer demo``: the end-to-end path that exists today, on a real broker.
+"""``rescorer demo``: the whole product on a local Kafka, in one bounded command.
 
-Starts (or uses) a Kafka broker, produces a simulated event history to the
-events topic, trains a baseline model from the topic, writes its report,
-publishes it to the models topic and reads it back. Everything it started is
-stopped on exit, Ctrl-C included.
+It starts (or uses) a broker, simulates a year of history for N customers,
+produces it, trains a baseline model from the topic and publishes it, starts
+`rescorer worker`, then streams live traffic with a behaviour shift halfway
+(the most valuable persona buys less) while showing segment populations, the
+latest changes, drift and throughput. Everything it started is stopped on
+exit, Ctrl-C included; it ends with a summary.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from rescorer.cli import UsageError
+
+LIVE_DAYS = 120.0
+SHIFT_PERSONA = "high_value_loyal"
+SHIFT_FACTOR = 0.2
+MALFORMED_RATE = 0.01
+PARTITIONS = 4
 
 
 def register(commands: Any) -> None:
     """Add the ``demo`` subcommand."""
     parser = commands.add_parser("demo", help="run the end-to-end demo on a local Kafka")
     parser.add_argument(
-        "--duration",
-        type=float,
-        default=120.0,
-        help="upper bound in seconds for the whole demo (default 120)",
+        "--duration", type=float, default=120.0, help="upper bound in seconds (default 120)"
+    )
+    parser.add_argument("--customers", type=int, default=2000, help="simulated customers")
+    parser.add_argument(
+        "--out", type=Path, default=Path("demo-output"), help="models, report and logs go here"
     )
     parser.add_argument(
-        "--customers", type=int, default=2000, help="simulated customers (default 2000)"
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("demo-output"),
-        help="where the model registry and report go (default demo-output)",
+        "--plain", action="store_true", help="progress lines instead of the live view"
     )
     parser.set_defaults(handler=run)
 
 
-def _step(started: float, limit: float, message: str) -> None:
-    elapsed = time.monotonic() - started
-    if elapsed > limit:
-        raise UsageError(f"demo exceeded --duration {limit:.0f}s before: {message}")
-    print(f"[{elapsed:6.1f}s] {message}", flush=True)
+class Clock:
+    """Elapsed time and the demo's budget."""
+
+    def __init__(self, limit: float) -> None:
+        self.started = time.monotonic()
+        self.limit = limit
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def step(self, message: str) -> None:
+        if self.elapsed > self.limit:
+            raise UsageError(f"demo exceeded --duration {self.limit:.0f}s before: {message}")
+        print(f"[{self.elapsed:6.1f}s] {message}", flush=True)
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rescorer", "worker", "--log-level", "info"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; return 0 when every step worked."""
-    from kafka import KafkaConsumer, KafkaProducer
+    import polars as pl
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     from offline.kafka_io import publish_model, read_event_history
     from offline.registry import ModelRegistry
     from offline.report import write_report
-    from offline.synthetic import synthetic_events
+    from offline.synthetic import BehaviourShift
     from offline.trainer import TrainConfig, train
+    from rescorer.common import parse_timestamp
+    from rescorer.demo_view import PSI_ALARM, DemoView
     from rescorer.devkafka import provide_broker
-    from schemas import load_segment_model
+    from rescorer.simulate_command import DEFAULT_END, LiveStream, event_bodies, generate
     from schemas.settings import RescorerSettings, TopicNames
+    from streams.settings import WorkerSettings
+    from streams.topics import ensure_topics
 
     if args.customers < 50:
         raise UsageError(f"--customers {args.customers}: at least 50 are needed")
-    started = time.monotonic()
+    if args.duration < 60:
+        raise UsageError(f"--duration {args.duration:g}: at least 60 seconds are needed")
+    clock = Clock(args.duration)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    live_view = not args.plain and sys.stdout.isatty()
     with ExitStack() as stack:
-        _step(started, args.duration, "providing a Kafka broker")
+        clock.step("providing a Kafka broker")
         broker = stack.enter_context(provide_broker())
         run_id = f"demo{os.getpid()}"
-        topics = TopicNames(events=f"{run_id}-customer-events", models=f"{run_id}-segment-models")
+        topics = TopicNames(
+            events=f"{run_id}-customer-events", changes=f"{run_id}-segment-changes",
+            assignments=f"{run_id}-customer-segments", dead_letters=f"{run_id}-dlq",
+            models=f"{run_id}-segment-models", retrain_requests=f"{run_id}-retrain-requests",
+        )  # fmt: skip
         settings = RescorerSettings(kafka_bootstrap_servers=broker.bootstrap_servers, topics=topics)
-        _step(started, args.duration, f"broker ready at {broker.bootstrap_servers} ({broker.kind})")
+        clock.step(f"broker ready at {broker.bootstrap_servers} ({broker.kind})")
 
-        events, truth = synthetic_events(args.customers, seed=7)
-        _step(
-            started,
-            args.duration,
-            f"simulated {events.height} events for {args.customers} customers over two years",
+        end = parse_timestamp(DEFAULT_END, "end")
+        shift_at = end + timedelta(days=LIVE_DAYS / 2)
+        shift = BehaviourShift(SHIFT_PERSONA, SHIFT_FACTOR, shift_at)
+        events, truth = generate(args.customers, 365, end, LIVE_DAYS, 7, 0.3, shift)
+        history = events.filter(pl.col("occurred_at") <= end)
+        live = events.filter(pl.col("occurred_at") > end)
+        clock.step(
+            f"simulated {history.height} events for {args.customers} customers over a year, "
+            f"and {live.height} more for {LIVE_DAYS:.0f} live days"
         )
+        ensure_topics(WorkerSettings(**dict(settings), partitions=PARTITIONS))
         producer = KafkaProducer(acks="all", linger_ms=20, **settings.kafka_python_config())
-        for row in events.with_columns(
-            events["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-        ).iter_rows(named=True):
-            producer.send(topics.events, key=row["customer_id"].encode(), value=_json(row))
+        stack.callback(producer.close)
+        for body in event_bodies(history):
+            producer.send(topics.events, key=body["customer_id"].encode(), value=_json(body))
         producer.flush()
-        producer.close()
-        _step(started, args.duration, f"produced {events.height} events to {topics.events}")
+        clock.step(f"produced the history to {topics.events}")
 
         log = read_event_history(settings, max_reject_share=0.01)
-        _step(started, args.duration, f"read back {log.frame.height} events; training")
-        out = args.out
         registry = ModelRegistry(out / "models")
-        result = train(log, TrainConfig(version=registry.next_version()), registry.active())
+        result = train(
+            log, TrainConfig(version=registry.next_version(), bootstrap_resamples=5),
+            registry.active(),
+        )  # fmt: skip
         registry.save(result.model)
         registry.promote(result.model.version)
         page = write_report(result, log.rejections, out / "report")
         publish_model(settings, result.model)
-        consumer = KafkaConsumer(
-            topics.models,
-            auto_offset_reset="earliest",
-            consumer_timeout_ms=10_000,
-            **settings.kafka_python_config(),
-        )
-        published = [load_segment_model(m.value) for m in consumer]
-        consumer.close()
-        if not published or published[-1].version != result.model.version:
-            raise UsageError("the published model did not come back from the models topic")
-        _step(
-            started,
-            args.duration,
-            f"published model v{result.model.version} to {topics.models} and read it back",
+        model = result.model
+        clock.step(
+            f"trained model v{model.version} (k={len(model.segments)}: "
+            + ", ".join(s.name for s in model.segments)
+            + f") from the topic and published it; report {page}"
         )
 
-    model = result.model
-    v = model.validation
-    print("\nsummary")
-    print(f"  events produced and consumed: {log.frame.height}")
-    print(
-        f"  model v{model.version}: {model.n_customers} customers, k={len(model.segments)}, "
-        f"silhouette {v.silhouette:.3f}, bootstrap ARI {v.bootstrap_ari:.3f}"
-    )
-    for segment in model.segments:
-        p = segment.profile
-        assert p is not None  # noqa: S101 - the trainer writes profiles
-        print(
-            f"    {segment.segment_id}  {segment.name:<20} {p.share:6.1%} of customers, "
-            f"{p.revenue_share:6.1%} of revenue"
+        env = {
+            **os.environ,
+            "RESCORER_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "RESCORER_TOPIC_EVENTS": topics.events,
+            "RESCORER_TOPIC_CHANGES": topics.changes,
+            "RESCORER_TOPIC_ASSIGNMENTS": topics.assignments,
+            "RESCORER_TOPIC_DEAD_LETTERS": topics.dead_letters,
+            "RESCORER_TOPIC_MODELS": topics.models,
+            "RESCORER_TOPIC_RETRAIN_REQUESTS": topics.retrain_requests,
+            "RESCORER_APP_ID": run_id,
+            "RESCORER_PARTITIONS": str(PARTITIONS),
+            "RESCORER_MODEL_DIR": str(out / "models"),
+            "RESCORER_DATA_DIR": str(out / "worker-data"),
+            "RESCORER_STANDBY_REPLICAS": "0",
+        }
+        worker_log = out / "worker.log"
+        worker = _start_worker(env, worker_log)
+        stack.callback(_stop, worker)
+        deadline = time.monotonic() + 60
+        while "customers restored" not in worker_log.read_text(errors="replace"):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise UsageError(f"the worker did not start; see {worker_log}")
+            time.sleep(0.2)
+        clock.step(f"worker running (log {worker_log}); it first catches up on the history")
+
+        view = DemoView(model, started=clock.started, live_start=end)
+        consumer = KafkaConsumer(enable_auto_commit=False, **settings.kafka_python_config())
+        stack.callback(consumer.close)
+        parts = [
+            TopicPartition(topic, p)
+            for topic in (topics.changes, topics.assignments, topics.dead_letters)
+            for p in range(PARTITIONS)
+        ]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        handlers = {
+            topics.changes: view.on_change,
+            topics.assignments: view.on_assignment,
+            topics.dead_letters: view.on_dead_letter,
+        }
+        live_seconds = max(20.0, args.duration - clock.elapsed - 15.0)
+        stream = LiveStream(
+            producer, topics.events, event_bodies(live), end,
+            speedup=LIVE_DAYS * 86_400 / live_seconds, rate=2000.0,
+            malformed_rate=MALFORMED_RATE, seed=7,
+        )  # fmt: skip
+        clock.step(
+            f"streaming {LIVE_DAYS:.0f} days of live traffic in {live_seconds:.0f}s; "
+            f"{SHIFT_PERSONA} buys {SHIFT_FACTOR:.0%} as often from {shift_at:%Y-%m-%d}"
         )
-    print(f"  ground-truth personas: {truth['persona'].n_unique()}")
-    print(f"  report: {page}")
-    print(f"  broker stopped; total {time.monotonic() - started:.1f}s")
+        finish_at = time.monotonic() + live_seconds
+        last_line = 0.0
+
+        def tick(pump: bool = True) -> None:
+            if pump:
+                stream.pump()
+            view.events_sent = history.height + stream.sent
+            view.malformed_sent = stream.malformed.total()
+            view.clock = stream.clock
+            for tp, records in consumer.poll(timeout_ms=100).items():
+                for record in records:
+                    if record.value is not None:
+                        handlers[tp.topic](record.value)
+
+        if live_view:
+            from rich.live import Live
+
+            with Live(view.render(0.0), refresh_per_second=4, transient=False) as screen:
+                while time.monotonic() < finish_at and not stream.finished:
+                    tick()
+                    elapsed = max(1e-6, time.monotonic() - (finish_at - live_seconds))
+                    screen.update(view.render(stream.sent / elapsed))
+        else:
+            while time.monotonic() < finish_at and not stream.finished:
+                tick()
+                if time.monotonic() - last_line > 5:
+                    print(view.line(), flush=True)
+                    last_line = time.monotonic()
+        producer.flush()
+        clock.step(f"live traffic done ({stream.sent} events); collecting the last outputs")
+        drain_until = time.monotonic() + 5
+        while time.monotonic() < drain_until:
+            tick(pump=False)
+        if not live_view:
+            print(view.line(), flush=True)
+        drift = view.drift()
+        if worker.poll() is not None:
+            raise UsageError(f"the worker stopped during the demo; see {worker_log}")
+        clock.step("stopping the worker and the broker")
+
+    from sklearn.metrics import adjusted_rand_score
+
+    personas = dict(truth.select("customer_id", "persona").iter_rows())
+    assigned = sorted(view.segment_of)
+    ari = adjusted_rand_score(
+        [personas.get(c, "?") for c in assigned], [view.segment_of[c] for c in assigned]
+    )
+    print("\nsummary")
+    print(
+        f"  events: {history.height} history + {stream.sent} live "
+        f"({stream.malformed.total()} malformed, {view.dead_letters.total()} dead-lettered)"
+    )
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(view.reasons.items())) or "none"
+    print(f"  segment changes: {view.reasons.total()} ({reasons})")
+    print(f"  model versions: v{model.version} (trained on the history, published, in use)")
+    for name, count, share in view.populations():
+        print(f"    {name:<20} {count:>6} customers {share:6.1%}")
+    print(
+        "  drift (PSI now / peak): "
+        + ", ".join(f"{n} {v:.3f}/{view.psi_peak.get(n, v):.3f}" for n, v in drift.items())
+        + f"; alarms (PSI > {PSI_ALARM}): {view.alarms}"
+    )
+    print(f"  segments vs ground-truth personas: ARI {ari:.3f} over {len(assigned)} customers")
+    print(f"  report: {page}; worker log: {worker_log}")
+    print(f"  worker and broker stopped; total {clock.elapsed:.1f}s")
     return 0
 
 
-def _json(row: dict[str, Any]) -> bytes:
-    return json.dumps({k: v for k, v in row.items() if v is not None}).encode()
+def _json(body: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(body).encode()
