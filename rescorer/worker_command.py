@@ -18,7 +18,6 @@ def register(commands: Any) -> None:
     parser.add_argument("--partitions", type=int, help="partitions of the events topic")
     parser.add_argument("--margin", type=margin_arg, help="hysteresis margin in [0, 1)")
     parser.add_argument("--learning-rate", type=rate_arg, help="online centroid rate (0 = frozen)")
-    parser.add_argument("--store", help="table store URL, e.g. memory:// or rocksdb://")
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
@@ -38,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
         ("partitions", "partitions"),
         ("margin", "hysteresis_margin"),
         ("learning_rate", "learning_rate"),
-        ("store", "store"),
     ):
         if getattr(args, flag) is not None:
             overrides[field] = getattr(args, flag)

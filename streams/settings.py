@@ -20,7 +20,7 @@ class WorkerSettings(RescorerSettings):
     app_id: str = "segment-rescorer"
     partitions: Annotated[int, Field(ge=1, le=1024)] = 8
     replication_factor: Annotated[int, Field(ge=1)] = 1
-    store: str = "memory://"
+    store: Literal["memory://"] = "memory://"
     data_dir: Path = Path("./worker-data")
     standby_replicas: Annotated[int, Field(ge=0)] = 1
     hysteresis_margin: Annotated[float, Field(ge=0.0, lt=1.0)] = DEFAULT_MARGIN
