@@ -181,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         clock.step(f"worker running (log {worker_log}); it first catches up on the history")
 
-        view = DemoView(model, started=clock.started, live_start=end)
+        buyers = history.filter(pl.col("type") == "purchase")["customer_id"].n_unique()
+        view = DemoView(model, started=clock.started, live_start=end, expected_customers=buyers)
         consumer = KafkaConsumer(enable_auto_commit=False, **settings.kafka_python_config())
         stack.callback(consumer.close)
         parts = [

@@ -37,6 +37,7 @@ class DemoView:
     malformed_sent: int = 0
     clock: datetime | None = None
     live_start: datetime | None = None
+    expected_customers: int = 0
     caught_up: bool = False
     psi_peak: dict[str, float] = field(default_factory=dict)
     alarms: int = 0
@@ -72,8 +73,12 @@ class DemoView:
         self.segment_of[customer] = assignment["segment_id"]
         f = assignment["features"]
         as_of = datetime.fromisoformat(assignment["as_of"])
-        if self.live_start is not None and as_of >= self.live_start:
-            self.caught_up = True  # the worker has reached the live traffic
+        if (
+            self.live_start is not None
+            and as_of >= self.live_start
+            and len(self.segment_of) >= 0.98 * self.expected_customers
+        ):
+            self.caught_up = True  # the worker has read the history and reached live traffic
         self.features_of[customer] = (f["recency_days"], f["frequency"], f["monetary"], as_of)
 
     def on_dead_letter(self, value: bytes) -> None:
