@@ -48,23 +48,28 @@ def progress_reporter(enabled: bool = True) -> Iterator[Callable[[str], None]]:
         yield lambda message: status.update(message)
 
 
-def margin_arg(text: str) -> float:
-    """argparse type: a hysteresis margin in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a margin in [0, 1)")
-    return value
+def float_in(
+    low: float, high: float, what: str, *, high_open: bool = False
+) -> Callable[[str], float]:
+    """An argparse type accepting a float in [low, high] (or [low, high) when `high_open`)."""
+    bracket = ")" if high_open else "]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        above = value >= high if high_open else value > high
+        if not low <= value or above:
+            raise argparse.ArgumentTypeError(f"{text} is not {what} in [{low:g}, {high:g}{bracket}")
+        return value
+
+    return parse
 
 
-def rate_arg(text: str) -> float:
-    """argparse type: a learning rate in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a learning rate in [0, 1]")
-    return value
+margin_arg = float_in(0.0, 1.0, "a margin", high_open=True)
+"""argparse type: a hysteresis margin in [0, 1)."""
+rate_arg = float_in(0.0, 1.0, "a learning rate")
+"""argparse type: a learning rate in [0, 1]."""
+share_arg = float_in(0.0, 1.0, "a share", high_open=True)
+"""argparse type: a share in [0, 1)."""

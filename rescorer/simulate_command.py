@@ -22,19 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from rescorer.cli import UsageError
-from rescorer.common import parse_timestamp
+from rescorer.common import float_in, parse_timestamp
+
+_unit = float_in(0.0, 1.0, "a share")
 
 DEFAULT_END = "2025-01-01T00:00:00Z"
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
-    return value
 
 
 def register(commands: Any) -> None:
@@ -44,7 +36,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--days", type=int, default=365, help="history length (default 365)")
     parser.add_argument("--end", default=DEFAULT_END, help="end of the history (ISO-8601)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--seasonality", type=_share, default=0.3, help="0 = flat year")
+    parser.add_argument("--seasonality", type=_unit, default=0.3, help="0 = flat year")
     parser.add_argument(
         "--shift",
         metavar="PERSONA:FACTOR@DAYS",
@@ -56,7 +48,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--live-days", type=float, default=30.0, help="simulated live period")
     parser.add_argument("--speedup", type=float, default=86_400.0, help="event s per wall s")
     parser.add_argument("--rate", type=float, default=1000.0, help="live events per second, max")
-    parser.add_argument("--malformed-rate", type=_share, default=0.0)
+    parser.add_argument("--malformed-rate", type=_unit, default=0.0)
     parser.set_defaults(handler=run)
 
 

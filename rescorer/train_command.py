@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rescorer.cli import UsageError
-from rescorer.common import load_settings, parse_timestamp, progress_reporter
+from rescorer.common import load_settings, parse_timestamp, progress_reporter, share_arg
 
 
 def _k(text: str) -> str | int:
@@ -21,16 +21,6 @@ def _k(text: str) -> str | int:
         ) from None
     if value < 2:
         raise argparse.ArgumentTypeError(f"--k {value}: at least 2 segments are needed")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a share in [0, 1)")
     return value
 
 
@@ -68,13 +58,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--window-days", type=int, default=365, help="RFM window (default 365)")
     parser.add_argument(
         "--min-share",
-        type=_share,
+        type=share_arg,
         default=0.02,
         help="materiality floor: smallest segment share (default 0.02)",
     )
     parser.add_argument(
         "--max-invalid-share",
-        type=_share,
+        type=share_arg,
         default=0.01,
         help="stop if more rows than this share are invalid (default 0.01)",
     )
