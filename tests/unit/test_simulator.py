@@ -98,7 +98,7 @@ def test_simulate_writes_history_and_truth(
         (["--out", "x.jsonl", "--shift", "nobody:0.5@3"], "unknown persona"),
         (["--out", "x.jsonl", "--shift", "regular"], "expected PERSONA:FACTOR@DAYS"),
         (["--out", "x.jsonl", "--shift", "regular:2@3"], "factor must be in [0, 1]"),
-        (["--out", "x.jsonl", "--malformed-rate", "3"], "--malformed-rate: 3 is not a share in [0, 1]"),
+        (["--out", "x.jsonl", "--malformed-rate", "3"], "3 is not a share in [0, 1]"),
         (["--out", "x.jsonl", "--end", "2024-01-01"], "--end"),
     ],
 )
