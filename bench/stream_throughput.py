@@ -284,6 +284,7 @@ def main() -> None:
             "RESCORER_TOPIC_RETRAIN_REQUESTS": f"{run}-retrain", "RESCORER_APP_ID": app_id,
             "RESCORER_PARTITIONS": str(PARTITIONS), "RESCORER_MODEL_DIR": str(work / "models"),
             "RESCORER_DATA_DIR": str(work / "worker-data"), "RESCORER_STANDBY_REPLICAS": "0",
+            "RESCORER_METRICS_PORT": "0",
         }  # fmt: skip
         with worker_log.open("wb") as out:
             child = subprocess.Popen(

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from rescorer.common import parse_timestamp
     from rescorer.demo_view import PSI_ALARM, DemoView
     from rescorer.devkafka import provide_broker
+    from rescorer.devkafka.local import free_port
     from rescorer.simulate_command import DEFAULT_END, LiveStream, event_bodies, generate
     from schemas.settings import RescorerSettings, TopicNames
     from streams.settings import WorkerSettings
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             + f") from the topic and published it; report {page}"
         )
 
+        metrics_port = free_port()
         env = {
             **os.environ,
             "RESCORER_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
@@ -170,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             "RESCORER_MODEL_DIR": str(out / "models"),
             "RESCORER_DATA_DIR": str(out / "worker-data"),
             "RESCORER_STANDBY_REPLICAS": "0",
+            "RESCORER_METRICS_PORT": str(metrics_port),
         }
         worker_log = out / "worker.log"
         worker = _start_worker(env, worker_log)
@@ -179,7 +182,10 @@ def run(args: argparse.Namespace) -> int:
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise UsageError(f"the worker did not start; see {worker_log}")
             time.sleep(0.2)
-        clock.step(f"worker running (log {worker_log}); it first catches up on the history")
+        clock.step(
+            f"worker running (log {worker_log}), metrics at "
+            f"http://127.0.0.1:{metrics_port}/metrics; it first catches up on the history"
+        )
 
         buyers = history.filter(pl.col("type") == "purchase")["customer_id"].n_unique()
         view = DemoView(model, started=clock.started, live_start=end, expected_customers=buyers)
@@ -271,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  segments vs ground-truth personas: ARI {ari:.3f} over {len(assigned)} customers")
     print(f"  report: {page}; worker log: {worker_log}")
+    print(f"  metrics were served at http://127.0.0.1:{metrics_port}/metrics")
     print(f"  worker and broker stopped; total {clock.elapsed:.1f}s")
     return 0
 

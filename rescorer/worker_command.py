@@ -63,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
     from streams.worker import RescorerWorker
 
     worker = RescorerWorker(settings)
+    if settings.metrics_port:
+        try:
+            worker.metrics.serve(settings.metrics_port)
+        except OSError as exc:
+            raise UsageError(f"RESCORER_METRICS_PORT {settings.metrics_port}: {exc}") from exc
+        logging.getLogger("streams").info(
+            "metrics at http://0.0.0.0:%d/metrics", settings.metrics_port
+        )
     runner = faust.Worker(worker.app, loglevel=args.log_level, quiet=True)
     # mode leaves the root logger at DEBUG and filters in the handler, so every
     # client debug call (aiokafka logs per message sent) builds a record; pin

@@ -38,6 +38,7 @@ class WorkerSettings(RescorerSettings):
     commit_interval_seconds: Annotated[float, Field(gt=0.0)] = 1.0
     session_timeout_seconds: Annotated[float, Field(ge=6.0)] = 30.0
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
 
     def rescore_config(self) -> RescoreConfig:
         """The pure core's configuration."""

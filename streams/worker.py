@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from scoring.rescorer import Rescored, Rescorer
 from streams import record_codec
 from streams.decoding import Rejected, dead_letter, decode_event
 from streams.kafka_clients import faust_broker_settings
+from streams.metrics import WorkerMetrics
 from streams.model_source import ModelWatcher
 from streams.settings import WorkerSettings
 from streams.table_access import PartitionedTable
@@ -90,6 +92,7 @@ class RescorerWorker:
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
         self.counts: Counter[str] = Counter()
+        self.metrics = WorkerMetrics()
         self.watcher = ModelWatcher(settings, self.on_model, self.on_model_rejected)
         self.app.agent(self.events, name="rescore")(self._agent)
         self.app.timer(settings.sweep_interval_seconds)(self._sweep_tick)
@@ -108,11 +111,13 @@ class RescorerWorker:
             elif self.rescorer.set_model(model):
                 log.info("switched to model v%d; customers are being re-scored", model.version)
                 self.counts["model_swaps"] += 1
+            self.metrics.set_model(model.version, {s.segment_id: s.name for s in model.segments})
             self.model_ready.set()
 
     def on_model_rejected(self, reason: str) -> None:
         """Count an artifact that failed validation (the current model stays)."""
         self.counts["models_rejected"] += 1
+        self.metrics.models_rejected.inc()
 
     # -- partitions ---------------------------------------------------------------
 
@@ -122,6 +127,7 @@ class RescorerWorker:
             if tp.topic == self.settings.topics.events and self.rescorer is not None:
                 self.rescorer.drop_shard(tp.partition)
                 self.owned.discard(tp.partition)
+                self.metrics.set_partition(tp.partition, None)
 
     def _sync_partitions(self) -> None:
         """Restore shards of newly assigned partitions from the recovered table."""
@@ -130,6 +136,7 @@ class RescorerWorker:
         assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
         for partition in self.owned - assigned:
             self.rescorer.drop_shard(partition)
+            self.metrics.set_partition(partition, None)
         new = assigned - self.owned
         if new:
             grouped: dict[int, list[tuple[str, CustomerRecord]]] = {p: [] for p in new}
@@ -139,6 +146,10 @@ class RescorerWorker:
             for partition, items in grouped.items():
                 checkpoint = self.checkpoints.get(f"p{partition}", partition)
                 shard = self.rescorer.restore_shard(partition, items, checkpoint)
+                self.metrics.set_partition(
+                    partition,
+                    Counter(r.segment_id for _, r in items if r.segment_id is not None),
+                )
                 log.info("partition %d: %d customers restored, watermark %s",
                          partition, len(items), shard.watermark)  # fmt: skip
         self.owned = assigned
@@ -160,6 +171,7 @@ class RescorerWorker:
         """Decode, dead-letter, re-score and deliver one batch."""
         await self.model_ready.wait()
         async with self.lock:
+            started = time.perf_counter()
             assert self.rescorer is not None  # noqa: S101 - model_ready is set
             self._sync_partitions()
             decoded: list[tuple[int, CustomerEvent]] = []
@@ -177,16 +189,19 @@ class RescorerWorker:
                         letter.model_dump_json().encode(), None, None, None,
                     )  # fmt: skip
                     self.counts[f"rejected_{outcome.error_type}"] += 1
+                    self.metrics.rejected.labels(outcome.error_type).inc()
                     self.counts["dead_letters"] += 1
                 else:
                     decoded.append((message.partition, outcome))
             result = self.rescorer.process(decoded, self._lookup, datetime.now(UTC))
             await self._deliver(result, {p for p, _ in decoded})
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     async def _sweep_tick(self) -> None:
         if self.rescorer is None or self.app.rebalancing or self.app.in_recovery:
             return
         async with self.lock:
+            started = time.perf_counter()
             self._sync_partitions()
             now = datetime.now(UTC)
             total = Rescored()
@@ -196,8 +211,11 @@ class RescorerWorker:
                         partition, self._lookup, now, self.settings.sweep_max_per_tick
                     )
                 )
-            if total.records:
+            if total.records or total.changes:
                 await self._deliver(total, set())
+            else:
+                self.metrics.count(total.counts)
+            self.metrics.sweep_seconds.observe(time.perf_counter() - started)
 
     async def _deliver(self, result: Rescored, partitions: Iterable[int]) -> None:
         producer = self.app.producer
@@ -233,6 +251,10 @@ class RescorerWorker:
                     json.dumps(checkpoint).encode(), partition, None, None,
                 )  # fmt: skip
         self.counts.update(result.counts)
+        self.metrics.count(result.counts)
+        self.metrics.changed(
+            result.changes, {key: r.partition for key, r in result.records.items()}
+        )
         self.counts["changes"] += len(result.changes)
         self.counts["assignments"] += len(result.assignments)
 

@@ -34,7 +34,7 @@ def test_demo_streams_live_traffic_and_prints_its_summary(
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert "worker running" in done.stdout
+    assert re.search(r"metrics at http://127\.0\.0\.1:\d+/metrics", done.stdout)
     assert "] clock " in done.stdout  # plain progress lines without a terminal
     summary = done.stdout.split("\nsummary\n", 1)[1]
     sent = re.search(

@@ -198,3 +198,26 @@ def test_a_hostile_model_is_rejected_and_the_current_one_kept(
         worker,
     )
     assert assignment["model_version"] == 2
+
+
+def test_metrics_count_what_the_worker_did(running: tuple[Stack, WorkerProcess]) -> None:
+    stack, worker = running
+    series = worker.metrics()
+    assert series['rescorer_events_processed_total{outcome="applied"}'] > 20
+    assert series['rescorer_events_processed_total{outcome="duplicate"}'] >= 3
+    assert series['rescorer_events_rejected_total{reason="key_mismatch"}'] == 1
+    assert series['rescorer_events_rejected_total{reason="invalid_event"}'] == 2
+    assert series["rescorer_model_version"] == 2
+    assert series["rescorer_models_rejected_total"] >= 2
+    changes = {k: v for k, v in series.items() if k.startswith("rescorer_segment_changes_total")}
+    assert any('reason="model_update"' in k for k in changes)
+    assert any('reason="recency"' in k for k in changes)
+    emitted = len(read_all(stack, stack.topics.changes))
+    assert sum(changes.values()) == emitted
+    populations = {k: v for k, v in series.items() if k.startswith("rescorer_segment_population")}
+    latest = {
+        a["customer_id"]: a["segment_name"] for a in read_all(stack, stack.topics.assignments)
+    }
+    for name in set(latest.values()):
+        expected = sum(1 for n in latest.values() if n == name)
+        assert populations[f'rescorer_segment_population{{segment="{name}"}}'] == expected

@@ -16,6 +16,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from rescorer.devkafka.local import free_port
 from schemas.settings import RescorerSettings, TopicNames
 
 
@@ -40,7 +41,7 @@ class Stack:
     def settings(self) -> RescorerSettings:
         return RescorerSettings(kafka_bootstrap_servers=self.bootstrap, topics=self.topics)
 
-    def env(self, name: str) -> dict[str, str]:
+    def env(self, name: str, metrics_port: int = 0) -> dict[str, str]:
         t = self.topics
         env = {
             **os.environ,
@@ -60,6 +61,7 @@ class Stack:
             "RESCORER_SESSION_TIMEOUT_SECONDS": "6",
             "RESCORER_COMMIT_INTERVAL_SECONDS": "0.5",
             "RESCORER_LEARNING_RATE": "0",
+            "RESCORER_METRICS_PORT": str(metrics_port),
         }
         env.update(self.extra_env)
         return env
@@ -71,12 +73,26 @@ class WorkerProcess:
     def __init__(self, stack: Stack, name: str) -> None:
         self.log_path = stack.workdir / f"worker-{name}.log"
         self._log = self.log_path.open("wb")
+        self.metrics_port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rescorer", "worker", "--log-level", "info"],
-            env=stack.env(name),
+            env=stack.env(name, self.metrics_port),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    def metrics(self) -> dict[str, float]:
+        """The worker's /metrics, as {series with labels: value}."""
+        from urllib.request import urlopen
+
+        with urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        series = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                series[name] = float(value)
+        return series
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
