@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from offline.events_io import EventLog, Rejections
 from offline.registry import ModelRegistry
 from offline.synthetic import synthetic_events
 from offline.trainer import TrainConfig, train
+from rescorer.common import stop_process
 from rescorer.devkafka import provide_broker
 
 PARTITIONS = 8
@@ -125,16 +125,6 @@ def group_rate(
         raise SystemExit(f"{group} did not finish; see {log}")
     finally:
         admin.close()
-
-
-def stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def latency(
@@ -267,7 +257,7 @@ def main() -> None:
                 try:
                     return group_rate(bootstrap, f"{run}-{mode}", events_topic, total, child, log)
                 finally:
-                    stop(child)
+                    stop_process(child, 60)
 
         naive = baseline("naive")
         print(f"(b) naive Faust agent:     {naive:,.0f} events/s")
@@ -309,7 +299,7 @@ def main() -> None:
                     print(f"latency at {args.also_rate}/s: p50 {lower[0]:.0f} ms, "
                           f"p99 {lower[1]:.0f} ms ({lower[2]} changes)")  # fmt: skip
             finally:
-                stop(child)
+                stop_process(child, 60)
         per_customer = state_bytes(bootstrap, f"{app_id}-customers-changelog")
         print(f"state: {per_customer:.0f} bytes per customer (latest changelog value + key)")
         print(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,3 +75,15 @@ rate_arg = float_in(0.0, 1.0, "a learning rate")
 """argparse type: a learning rate in [0, 1]."""
 share_arg = float_in(0.0, 1.0, "a share", high_open=True)
 """argparse type: a share in [0, 1)."""
+
+
+def stop_process(child: subprocess.Popen[bytes], grace: float = 30.0) -> int:
+    """SIGTERM a child, SIGKILL it if it is still there after `grace` seconds; its exit code."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
+    return child.returncode

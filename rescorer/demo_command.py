@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rescorer.cli import UsageError
+from rescorer.common import stop_process
 
 LIVE_DAYS = 120.0
 SHIFT_PERSONA = "high_value_loyal"
@@ -71,16 +71,6 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(10)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         }
         worker_log = out / "worker.log"
         worker = _start_worker(env, worker_log)
-        stack.callback(_stop, worker)
+        stack.callback(stop_process, worker)
         deadline = time.monotonic() + 60
         while "customers restored" not in worker_log.read_text(errors="replace"):
             if worker.poll() is not None or time.monotonic() > deadline:

@@ -34,7 +34,7 @@ from scoring.due_index import DueIndex
 from scoring.hysteresis import DEFAULT_MARGIN, choose_many
 from scoring.online_clusters import DEFAULT_LEARNING_RATE, OnlineCentroids
 from scoring.rfm import MICROS_PER_DAY, day_number, first_window_day
-from scoring.space import ModelSpace
+from scoring.space import ModelSpace, pairwise_distances
 
 Clock = Literal["event", "wall"]
 Lookup = Callable[[str, int], CustomerRecord | None]
@@ -274,8 +274,7 @@ class Rescorer:
             return
         raw = np.asarray([v for _, _, _, v in scored], dtype=np.float64)
         embedded = active.space.embed(raw)
-        diff = embedded[:, None, :] - shard.centroids.centroids()[None, :, :]
-        distances = np.sqrt(np.einsum("nkd,nkd->nk", diff, diff))
+        distances = pairwise_distances(embedded, shard.centroids.centroids())
         current = np.asarray(
             [
                 -1 if r.segment_id is None else active.index_of.get(r.segment_id, -1)
@@ -315,7 +314,6 @@ class Rescorer:
                         else None,
                     )
                 )
-                result.counts[f"change_{why.value}"] += 1
             previous = record.vector
             material = moved or model_changed or previous is None or previous[1:] != vector[1:]
             if always_emit or material:
@@ -338,10 +336,11 @@ class Rescorer:
             # restart the customer is simply due a little earlier.
             if always_emit or material or (dirty is not None and key in dirty):
                 result.records[key] = record
-            shard.due.schedule(key, int(due[row]))
             expiry = record.state.next_expiry()
-            if expiry is not None and expiry * MICROS_PER_DAY < due[row]:
-                shard.due.schedule(key, expiry * MICROS_PER_DAY)
+            next_due = int(due[row])
+            if expiry is not None:
+                next_due = min(next_due, expiry * MICROS_PER_DAY)
+            shard.due.schedule(key, next_due)
         shard.centroids.learn_many(embedded)
 
     def _next_due(
@@ -372,9 +371,7 @@ class Rescorer:
             m = len(part)
             future = np.repeat(part[:, None, :], horizon, axis=1)
             future[:, :, 0] += offsets[None, :]
-            embedded = space.embed(future.reshape(-1, 3))
-            diff = embedded[:, None, :] - centroids[None, :, :]
-            distances = np.sqrt(np.einsum("nkd,nkd->nk", diff, diff))
+            distances = pairwise_distances(space.embed(future.reshape(-1, 3)), centroids)
             current = np.repeat(chosen[start : start + m], horizon)
             decided = choose_many(distances, current, self.config.margin).reshape(m, horizon)
             differs = decided != chosen[start : start + m, None]

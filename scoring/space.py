@@ -37,6 +37,13 @@ def invert_transforms(values: FloatArray, transforms: Sequence[str]) -> FloatArr
     return out
 
 
+def pairwise_distances(rows: FloatArray, centroids: FloatArray) -> FloatArray:
+    """Euclidean distance of each row (n, d) to each centroid (k, d), shape (n, k)."""
+    diff = rows[:, None, :] - centroids[None, :, :]
+    squared: FloatArray = np.einsum("nkd,nkd->nk", diff, diff)
+    return np.sqrt(squared)
+
+
 @dataclass(frozen=True)
 class ModelSpace:
     """Transforms, scaler and centroids of one model, as arrays."""
@@ -88,9 +95,7 @@ class ModelSpace:
 
     def distances(self, embedded: FloatArray) -> FloatArray:
         """Euclidean distance of each embedded row to each centroid, shape (n, k)."""
-        diff = embedded[:, None, :] - self.centroids[None, :, :]
-        squared: FloatArray = np.einsum("nkd,nkd->nk", diff, diff)
-        return np.sqrt(squared)
+        return pairwise_distances(embedded, self.centroids)
 
     def nearest(self, raw: FloatArray) -> NDArray[np.int64]:
         """Index (not id) of the nearest centroid for each raw row."""

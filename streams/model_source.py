@@ -59,7 +59,8 @@ class ModelWatcher:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
+            # The models topic has one partition (one key, "active"); see ensure_topics.
+            partitions = [TopicPartition(settings.topics.models, 0)]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end = await consumer.end_offsets(partitions)
@@ -81,10 +82,6 @@ class ModelWatcher:
                             await self.on_model(model)
         finally:
             await consumer.stop()
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        # The models topic has a single partition (one key, "active"); see ensure_topics.
-        return [TopicPartition(self.settings.topics.models, 0)]
 
     async def _drain_to(
         self, consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]

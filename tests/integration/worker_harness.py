@@ -16,6 +16,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from rescorer.common import stop_process
 from rescorer.devkafka.local import free_port
 from schemas.settings import RescorerSettings, TopicNames
 
@@ -121,15 +122,9 @@ class WorkerProcess:
         self._log.close()
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        code = stop_process(self.process)
         self._log.close()
-        return self.process.returncode
+        return code
 
 
 def event(

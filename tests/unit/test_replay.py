@@ -14,15 +14,13 @@ from offline.features import rfm_features
 from offline.registry import ModelRegistry
 from rescorer.cli import main
 from scoring.space import ModelSpace
-from tests.unit.test_train_cli import CDNOW, run
+from tests.unit.test_train_cli import run
 
 
 @pytest.fixture(scope="module")
-def cdnow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("replay")
-    events = root / "cdnow.jsonl"
-    assert main(["convert-cdnow", str(CDNOW), "--out", str(events)]) == 0
-    models = root / "models"
+def cdnow(cdnow_events: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    events = cdnow_events
+    models = tmp_path_factory.mktemp("replay") / "models"
     assert (
         main(
             [
@@ -42,6 +40,21 @@ def cdnow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return events, models
 
 
+def replay(cdnow: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
+    """``rescorer replay`` argv over the CDNOW events and model."""
+    events, models = cdnow
+    return [
+        "replay",
+        "--events",
+        str(events),
+        "--model-dir",
+        str(models),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 def read_jsonl(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -50,22 +63,7 @@ def test_replay_features_and_segments_equal_the_offline_path_on_cdnow(
     cdnow: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     events, models = cdnow
-    code, out, err = run(
-        [
-            "replay",
-            "--events",
-            str(events),
-            "--model-dir",
-            str(models),
-            "--out",
-            str(tmp_path),
-            "--margin",
-            "0",
-            "--learning-rate",
-            "0",
-        ],
-        capsys,
-    )
+    code, out, err = run(replay(cdnow, tmp_path, "--margin", "0", "--learning-rate", "0"), capsys)
     assert code == 0, err
     assert "2349 customers assigned" in out
     model = ModelRegistry(models).active()
@@ -91,21 +89,9 @@ def test_replay_features_and_segments_equal_the_offline_path_on_cdnow(
 def test_replay_is_deterministic_and_the_change_stream_is_consistent(
     cdnow: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    events, models = cdnow
     outputs = []
     for name in ("a", "b"):
-        code, _, err = run(
-            [
-                "replay",
-                "--events",
-                str(events),
-                "--model-dir",
-                str(models),
-                "--out",
-                str(tmp_path / name),
-            ],
-            capsys,
-        )
+        code, _, err = run(replay(cdnow, tmp_path / name), capsys)
         assert code == 0, err
         outputs.append(
             (

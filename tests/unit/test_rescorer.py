@@ -29,6 +29,17 @@ def purchase(customer: str, at: datetime, amount: float = 50.0, n: int = 0) -> C
     )
 
 
+def purchases_in_time_order(raw: list[tuple[int, int, int]]) -> list[CustomerEvent]:
+    """(customer, hours after T0, amount) triples as purchases sorted by event time."""
+    return sorted(
+        (
+            purchase(f"c{c}", T0 + timedelta(hours=h), float(a), n)
+            for n, (c, h, a) in enumerate(raw)
+        ),
+        key=lambda e: e.occurred_at,
+    )
+
+
 def by_key(records: dict[str, CustomerRecord]) -> Lookup:
     """A lookup over a plain dict (the partition does not matter)."""
 
@@ -221,13 +232,7 @@ def test_online_centroids_checkpoint_must_fit() -> None:
 def test_batching_does_not_change_state_or_final_segments_with_margin_zero(
     raw: list[tuple[int, int, int]], batch_size: int
 ) -> None:
-    events = sorted(
-        (
-            purchase(f"c{c}", T0 + timedelta(hours=h), float(a), n)
-            for n, (c, h, a) in enumerate(raw)
-        ),
-        key=lambda e: e.occurred_at,
-    )
+    events = purchases_in_time_order(raw)
     config = RescoreConfig(margin=0.0, learning_rate=0.0)
     outcomes = []
     for size in (1, batch_size):
@@ -261,13 +266,7 @@ def test_due_time_look_ahead_makes_the_moves_of_a_daily_sweep_at_most_a_period_l
     With the look-ahead a customer is due at the first sampled day on which the
     decision differs, so the move comes on that day's tick or the next one.
     """
-    events = sorted(
-        (
-            purchase(f"c{c}", T0 + timedelta(hours=h), float(a), n)
-            for n, (c, h, a) in enumerate(raw)
-        ),
-        key=lambda e: e.occurred_at,
-    )
+    events = purchases_in_time_order(raw)
     days = 420
     outcomes = []
     for recheck in (timedelta(days=1), timedelta(days=30)):

@@ -9,8 +9,6 @@ import pytest
 
 from rescorer.cli import main
 
-CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow_sample.csv"
-
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     try:
@@ -19,13 +17,6 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
         code = int(exc.code or 0)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-@pytest.fixture(scope="module")
-def cdnow_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("cdnow") / "cdnow.jsonl"
-    assert main(["convert-cdnow", str(CDNOW), "--out", str(out)]) == 0
-    return out
 
 
 def test_convert_cdnow_is_deterministic(cdnow_events: Path) -> None:
