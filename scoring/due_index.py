@@ -70,6 +70,10 @@ class DueIndex:
         self._due = dict.fromkeys(self._due, due)
         self._rebuild()
 
+    def count_before(self, when: int) -> int:
+        """How many keys are due strictly before `when` (a scan: for metrics, not hot paths)."""
+        return sum(1 for due in self._due.values() if due < when)
+
     def keys(self) -> Iterable[str]:
         """Every scheduled key."""
         return self._due.keys()

@@ -83,6 +83,20 @@ class Shard:
     watermark: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Scored:
+    """Customers of one partition scored together, for drift monitoring."""
+
+    partition: int
+    keys: list[str]
+    raw: NDArray[np.float64]
+    """RFM features, shape (n, 3)."""
+    as_of_days: NDArray[np.float64]
+    """When each row was evaluated, in days since the epoch."""
+    distances: NDArray[np.float64]
+    """Standardised distance of each row to the centroid it was assigned."""
+
+
 @dataclass
 class Rescored:
     """What one call produced: outputs to send, then records to persist."""
@@ -91,6 +105,7 @@ class Rescored:
     assignments: list[SegmentAssignment] = field(default_factory=list)
     records: dict[str, CustomerRecord] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
+    scored: list[Scored] = field(default_factory=list)
 
     def extend(self, other: Rescored) -> None:
         """Append another result (later records win)."""
@@ -98,6 +113,7 @@ class Rescored:
         self.assignments.extend(other.assignments)
         self.records.update(other.records)
         self.counts.update(other.counts)
+        self.scored.extend(other.scored)
 
 
 class Rescorer:
@@ -283,7 +299,17 @@ class Rescorer:
             dtype=np.int64,
         )
         chosen = choose_many(distances, current, self.config.margin)
-        due = self._next_due(shard, raw, chosen, [a for _, _, a, _ in scored])
+        base = np.asarray([to_micros(a) for _, _, a, _ in scored], dtype=np.int64)
+        due = self._next_due(shard, raw, chosen, base)
+        result.scored.append(
+            Scored(
+                partition,
+                [key for key, _, _, _ in scored],
+                raw,
+                base / MICROS_PER_DAY,
+                distances[np.arange(len(scored)), chosen],
+            )
+        )
         for row, (key, record, as_of, vector) in enumerate(scored):
             index = int(chosen[row])
             segment_id = active.space.segment_ids[index]
@@ -348,7 +374,7 @@ class Rescorer:
         shard: Shard,
         raw: NDArray[np.float64],
         chosen: NDArray[np.int64],
-        as_ofs: Sequence[datetime],
+        base: NDArray[np.int64],
     ) -> NDArray[np.int64]:
         """When each customer must be looked at again if nothing else happens.
 
@@ -377,7 +403,6 @@ class Rescorer:
             differs = decided != chosen[start : start + m, None]
             first = np.argmax(differs, axis=1)
             steps[start : start + m] = np.where(differs.any(axis=1), first, horizon - 1)
-        base = np.asarray([to_micros(a) for a in as_ofs], dtype=np.int64)
         due: NDArray[np.int64] = base + np.round(offsets[steps] * MICROS_PER_DAY).astype(np.int64)
         return due
 

@@ -1,20 +1,29 @@
 """The worker's Prometheus metrics (prometheus-client), served at ``/metrics``.
 
-Every worker counts only what it processed and reports populations only for
-the partitions it owns, so ``sum()`` across workers is right in PromQL.
+Every worker counts only what it processed and reports per-partition gauges
+(populations, watermarks, centroid drift, sweep backlog) only for the
+partitions it owns, so ``sum()`` across workers is right in PromQL. Feature
+drift is measured over each worker's own customers: aggregate it with
+``max by (feature)``, never ``sum``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, start_http_server
 from prometheus_client import Counter as PromCounter
 
 from schemas.segments import SegmentChange
 
 OUTCOMES = ("applied", "duplicate", "too_old", "session", "future")
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0, 21600.0, 86400.0, float("inf"),
+)  # fmt: skip
 
 
 class WorkerMetrics:
@@ -53,6 +62,77 @@ class WorkerMetrics:
         self.models_rejected = PromCounter(
             "rescorer_models_rejected_total", "Model artifacts that failed validation", registry=r
         )
+        self.model_created = Gauge(
+            "rescorer_model_created_timestamp_seconds", "When the active model was trained",
+            registry=r,
+        )  # fmt: skip
+        self.model_age = Gauge(
+            "rescorer_model_age_seconds", "Seconds since the active model was trained", registry=r
+        )
+        self._created_at: float | None = None
+        self.model_age.set_function(
+            lambda: 0.0 if self._created_at is None else time.time() - self._created_at
+        )
+        self.info = Info("rescorer_worker", "This worker process", registry=r)
+        self.consumed = PromCounter(
+            "rescorer_events_consumed_total", "Valid events by type", ["type"], registry=r
+        )
+        self.dead_letters = PromCounter(
+            "rescorer_dead_letters_total", "Records written to the dead-letter topic", registry=r
+        )
+        self.latency = Histogram(
+            "rescorer_event_latency_seconds",
+            "From an event's time (clock=event) or its arrival in Kafka (clock=ingest) "
+            "to its batch's outputs being flushed",
+            ["clock"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.watermark = Gauge(
+            "rescorer_watermark_timestamp_seconds", "Event-time clock of an owned partition",
+            ["partition"], registry=r,
+        )  # fmt: skip
+        self.watermark_lag = Gauge(
+            "rescorer_watermark_lag_seconds", "Wall clock minus a partition's event-time clock",
+            ["partition"], registry=r,
+        )  # fmt: skip
+        self.scheduled = Gauge(
+            "rescorer_sweep_scheduled_customers", "Customers in a partition's due index",
+            ["partition"], registry=r,
+        )  # fmt: skip
+        self.overdue = Gauge(
+            "rescorer_sweep_overdue_customers",
+            "Customers due more than one sweep period ago and not yet re-scored",
+            ["partition"], registry=r,
+        )  # fmt: skip
+        self.feature_psi = Gauge(
+            "rescorer_feature_psi", "PSI of live features against the model's reference",
+            ["feature"], registry=r,
+        )  # fmt: skip
+        self.feature_ks = Gauge(
+            "rescorer_feature_ks_distance",
+            "Kolmogorov-Smirnov distance of live features from the model's reference (binned)",
+            ["feature"], registry=r,
+        )  # fmt: skip
+        self.drift_window = Gauge(
+            "rescorer_drift_window_customers", "Customers the feature drift is measured over",
+            registry=r,
+        )  # fmt: skip
+        self.centroid_drift = Gauge(
+            "rescorer_centroid_drift",
+            "Distance of an online centroid from the model's baseline (standardised units)",
+            ["segment", "partition"], registry=r,
+        )  # fmt: skip
+        self.detections = PromCounter(
+            "rescorer_drift_detections_total",
+            "ADWIN detections on customers' distance to their centroid", registry=r,
+        )  # fmt: skip
+        self.input_resyncs = PromCounter(
+            "rescorer_input_resyncs_total",
+            "Times a partition was re-read from its last processed offset after a gap",
+            registry=r,
+        )  # fmt: skip
+        self.retrain_requests = PromCounter(
+            "rescorer_retrain_requests_total", "Retrain requests published", registry=r
+        )
         self._population: dict[int, Counter[int]] = {}
         self._names: dict[int, str] = {}
 
@@ -73,7 +153,7 @@ class WorkerMetrics:
         for change in changes:
             before = change.previous_segment_id
             self.changes.labels(
-                "none" if before is None else self._names.get(before, str(before)),
+                "none" if before is None else self.name(before),
                 change.segment_name,
                 change.reason.value,
             ).inc()
@@ -85,16 +165,56 @@ class WorkerMetrics:
             population[change.segment_id] += 1
         self._publish()
 
-    def set_model(self, version: int, names: Mapping[int, str]) -> None:
-        """The active model: its version and the names populations are reported under."""
+    def set_model(self, version: int, created_at: float, names: Mapping[int, str]) -> None:
+        """The active model: its version, age and the names populations are reported under."""
         self.model_version.set(version)
+        self.model_created.set(created_at)
+        self._created_at = created_at
         self._names = dict(names)
+        self.centroid_drift.clear()
         self._publish()
+
+    def name(self, segment_id: int) -> str:
+        """A segment's label: its name in the active model."""
+        return self._names.get(segment_id, str(segment_id))
+
+    def set_drift(self, psi: Mapping[str, float], ks: Mapping[str, float], customers: int) -> None:
+        """The latest feature drift reading."""
+        for feature, value in psi.items():
+            self.feature_psi.labels(feature).set(value)
+        for feature, value in ks.items():
+            self.feature_ks.labels(feature).set(value)
+        self.drift_window.set(customers)
+
+    def set_partition_state(
+        self,
+        partition: int,
+        watermark: float | None,
+        scheduled: int,
+        overdue: int,
+        centroid_drift: Mapping[str, float],
+    ) -> None:
+        """Per-partition gauges of an owned partition (watermark in epoch seconds)."""
+        label = str(partition)
+        if watermark is not None:
+            self.watermark.labels(label).set(watermark)
+            self.watermark_lag.labels(label).set(time.time() - watermark)
+        self.scheduled.labels(label).set(scheduled)
+        self.overdue.labels(label).set(overdue)
+        for segment, value in centroid_drift.items():
+            self.centroid_drift.labels(segment, label).set(value)
 
     def set_partition(self, partition: int, counts: Counter[int] | None) -> None:
         """Replace (or with None, drop) a partition's population after a rebalance."""
         if counts is None:
             self._population.pop(partition, None)
+            label = str(partition)
+            for gauge in (self.watermark, self.watermark_lag, self.scheduled, self.overdue):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(label)
+            for segment in self._names.values():
+                with contextlib.suppress(KeyError):
+                    self.centroid_drift.remove(segment, label)
         else:
             self._population[partition] = counts
         self._publish()
@@ -105,4 +225,4 @@ class WorkerMetrics:
             total.update(counts)
         self.population.clear()
         for segment_id, value in total.items():
-            self.population.labels(self._names.get(segment_id, str(segment_id))).set(value)
+            self.population.labels(self.name(segment_id)).set(value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,9 +11,13 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from schemas.settings import RescorerSettings
+from scoring.drift_monitor import DEFAULT_ADWIN_DELTA, DEFAULT_WINDOW
 from scoring.hysteresis import DEFAULT_MARGIN
 from scoring.online_clusters import DEFAULT_LEARNING_RATE
 from scoring.rescorer import RescoreConfig
+from scoring.retrain_policy import RetrainThresholds
+
+_DEFAULT_THRESHOLDS = RetrainThresholds()
 
 
 class WorkerSettings(RescorerSettings):
@@ -39,6 +45,18 @@ class WorkerSettings(RescorerSettings):
     session_timeout_seconds: Annotated[float, Field(ge=6.0)] = 30.0
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    drift_interval_seconds: Annotated[float, Field(gt=0.0)] = 15.0
+    drift_window_customers: Annotated[int, Field(ge=1)] = DEFAULT_WINDOW
+    drift_adwin_delta: Annotated[float, Field(gt=0.0, lt=1.0)] = DEFAULT_ADWIN_DELTA
+    retrain_psi: Annotated[float, Field(gt=0.0)] = _DEFAULT_THRESHOLDS.psi
+    retrain_psi_sustain_seconds: Annotated[float, Field(ge=0.0)] = (
+        _DEFAULT_THRESHOLDS.psi_sustain_seconds
+    )
+    retrain_centroid_drift: Annotated[float, Field(gt=0.0)] = _DEFAULT_THRESHOLDS.centroid_drift
+    retrain_detector_alarms: Annotated[int, Field(ge=1)] = _DEFAULT_THRESHOLDS.detector_alarms
+    retrain_cooldown_seconds: Annotated[float, Field(ge=0.0)] = _DEFAULT_THRESHOLDS.cooldown_seconds
+    retrain_min_customers: Annotated[int, Field(ge=1)] = _DEFAULT_THRESHOLDS.min_customers
 
     def rescore_config(self) -> RescoreConfig:
         """The pure core's configuration."""
@@ -50,4 +68,15 @@ class WorkerSettings(RescorerSettings):
                 timedelta(days=self.recheck_days), timedelta(hours=self.sweep_period_hours)
             ),
             clock=self.clock,
+        )
+
+    def retrain_thresholds(self) -> RetrainThresholds:
+        """When the worker asks for a retrain."""
+        return RetrainThresholds(
+            psi=self.retrain_psi,
+            psi_sustain_seconds=self.retrain_psi_sustain_seconds,
+            centroid_drift=self.retrain_centroid_drift,
+            detector_alarms=self.retrain_detector_alarms,
+            cooldown_seconds=self.retrain_cooldown_seconds,
+            min_customers=self.retrain_min_customers,
         )
