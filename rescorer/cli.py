@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         kafka_command,
         models_command,
         replay_command,
+        retrain_command,
         schemas_command,
         simulate_command,
         train_command,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for command in (
         train_command,
+        retrain_command,
         models_command,
         convert_command,
         replay_command,

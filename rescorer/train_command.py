@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rescorer.cli import UsageError
 from rescorer.common import load_settings, parse_timestamp, progress_reporter, share_arg
+
+if TYPE_CHECKING:
+    from offline.events_io import EventLog
+    from offline.trainer import TrainResult
+    from schemas.model import SegmentModel
+    from schemas.settings import RescorerSettings
 
 
 def _k(text: str) -> str | int:
@@ -34,9 +41,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def register(commands: Any) -> None:
-    """Add the ``train`` subcommand."""
-    parser = commands.add_parser("train", help="train baseline segments from an event history")
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The event source and training options shared by ``train`` and ``retrain``."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--events",
@@ -84,6 +90,12 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--model-dir", type=Path, help="registry directory (default RESCORER_MODEL_DIR)"
     )
+
+
+def register(commands: Any) -> None:
+    """Add the ``train`` subcommand."""
+    parser = commands.add_parser("train", help="train baseline segments from an event history")
+    add_training_arguments(parser)
     parser.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report here")
     parser.add_argument(
         "--promote",
@@ -96,10 +108,15 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train, store, and optionally promote and publish."""
+def train_from_args(
+    args: argparse.Namespace,
+    settings: RescorerSettings,
+    previous: SegmentModel | None,
+    version: int,
+    progress: Callable[[str], None],
+) -> tuple[EventLog, TrainResult]:
+    """Load the events the arguments name and train version `version` on them."""
     from offline.events_io import InputError, load_events
-    from offline.registry import ModelRegistry
     from offline.trainer import TrainConfig, train
 
     if args.k_min < 2 or args.k_max < args.k_min:
@@ -107,32 +124,39 @@ def run(args: argparse.Namespace) -> int:
     if args.window_days < 1:
         raise UsageError(f"--window-days {args.window_days} must be at least 1")
     as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None
+    try:
+        if args.from_kafka:
+            from offline.kafka_io import read_event_history
+
+            log = read_event_history(settings, args.max_invalid_share, progress)
+        else:
+            progress("reading events")
+            log = load_events(args.events, args.max_invalid_share)
+        config = TrainConfig(
+            as_of=as_of,
+            window_days=args.window_days,
+            k=args.k,
+            k_range=(args.k_min, args.k_max),
+            min_share=args.min_share,
+            seed=args.seed,
+            bootstrap_resamples=args.bootstrap,
+            holdout_days=args.holdout_days,
+            version=version,
+        )
+        return log, train(log, config, previous, progress)
+    except InputError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, store, and optionally promote and publish."""
+    from offline.registry import ModelRegistry
+
     settings = load_settings()
     registry = ModelRegistry(args.model_dir or settings.model_dir)
     with progress_reporter() as progress:
-        try:
-            if args.from_kafka:
-                from offline.kafka_io import read_event_history
-
-                log = read_event_history(settings, args.max_invalid_share, progress)
-            else:
-                progress("reading events")
-                log = load_events(args.events, args.max_invalid_share)
-            previous = registry.active()
-            config = TrainConfig(
-                as_of=as_of,
-                window_days=args.window_days,
-                k=args.k,
-                k_range=(args.k_min, args.k_max),
-                min_share=args.min_share,
-                seed=args.seed,
-                bootstrap_resamples=args.bootstrap,
-                holdout_days=args.holdout_days,
-                version=registry.next_version(),
-            )
-            result = train(log, config, previous, progress)
-        except InputError as exc:
-            raise UsageError(str(exc)) from exc
+        log, result = train_from_args(args, settings, registry.active(), registry.next_version(),
+                                      progress)  # fmt: skip
         path = registry.save(result.model)
         if args.report:
             from offline.report import write_report

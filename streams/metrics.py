@@ -94,6 +94,10 @@ class WorkerMetrics:
             "rescorer_watermark_lag_seconds", "Wall clock minus a partition's event-time clock",
             ["partition"], registry=r,
         )  # fmt: skip
+        self.lag = Gauge(
+            "rescorer_consumer_lag_messages", "Unprocessed input messages of an owned partition",
+            ["partition"], registry=r,
+        )  # fmt: skip
         self.scheduled = Gauge(
             "rescorer_sweep_scheduled_customers", "Customers in a partition's due index",
             ["partition"], registry=r,
@@ -209,7 +213,8 @@ class WorkerMetrics:
         if counts is None:
             self._population.pop(partition, None)
             label = str(partition)
-            for gauge in (self.watermark, self.watermark_lag, self.scheduled, self.overdue):
+            gauges = (self.watermark, self.watermark_lag, self.scheduled, self.overdue, self.lag)
+            for gauge in gauges:
                 with contextlib.suppress(KeyError):
                     gauge.remove(label)
             for segment in self._names.values():

@@ -48,6 +48,7 @@ class WorkerSettings(RescorerSettings):
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     drift_interval_seconds: Annotated[float, Field(gt=0.0)] = 15.0
     drift_window_customers: Annotated[int, Field(ge=1)] = DEFAULT_WINDOW
+    drift_max_lag_events: Annotated[int, Field(ge=0)] = 10_000
     drift_adwin_delta: Annotated[float, Field(gt=0.0, lt=1.0)] = DEFAULT_ADWIN_DELTA
     retrain_psi: Annotated[float, Field(gt=0.0)] = _DEFAULT_THRESHOLDS.psi
     retrain_psi_sustain_seconds: Annotated[float, Field(ge=0.0)] = (

@@ -403,6 +403,19 @@ class RescorerWorker:
                 del self._behind[partition]
                 await self._resync(partition, position)
 
+    def _consumer_lag(self) -> dict[int, int]:
+        """Unprocessed input messages per owned partition (as of the last fetch)."""
+        topic = self.settings.topics.events
+        lag: dict[int, int] = {}
+        for partition in sorted(self.owned):
+            expected = self.positions.next_offset.get(partition)
+            highwater = self.app.consumer.highwater(TP(topic, partition))
+            if expected is None or highwater is None or highwater < 0:
+                continue
+            lag[partition] = max(0, highwater - expected)
+            self.metrics.lag.labels(str(partition)).set(lag[partition])
+        return lag
+
     async def _drift_tick(self) -> None:
         """Publish drift and per-partition gauges; ask for a retrain when it is due."""
         if self.rescorer is None or self.monitor is None or self.app.rebalancing:
@@ -430,8 +443,14 @@ class RescorerWorker:
                 self.metrics.set_partition_state(
                     partition, watermark, len(shard.due), overdue, per_segment
                 )
+            lag = self._consumer_lag()
             drift = monitor.feature_drift(watermark_days)
             self.metrics.set_drift(drift.psi, drift.ks, drift.customers)
+            if sum(lag.values()) > self.settings.drift_max_lag_events:
+                # Catching up: today's customers are not all in yet, and what the
+                # detector sees is the backlog, not today. Judge from here on.
+                self.policy.reset(monitor.detections)
+                return
             evidence = self.policy.evaluate(
                 time.monotonic(), drift, centroid_drift, monitor.detections
             )

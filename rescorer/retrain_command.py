@@ -1,0 +1,149 @@
+"""``rescorer retrain``: the drift-driven retraining job (cron, Kubernetes CronJob).
+
+Exit codes: 0 when a candidate was promoted or nothing was pending, 3 when a
+candidate was trained but failed a quality gate (the reasons are printed),
+2 for bad input, 1 for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rescorer.common import float_in, load_settings, progress_reporter
+from rescorer.train_command import add_training_arguments, train_from_args
+
+NOT_PROMOTED = 3
+DEFAULT_GROUP = "segment-rescorer-retrain"
+
+
+def register(commands: Any) -> None:
+    """Add the ``retrain`` subcommand."""
+    from offline.model_comparison import QualityGates
+
+    gates = QualityGates()
+    parser = commands.add_parser(
+        "retrain",
+        help="train on pending retrain requests; promote the candidate if it passes the gates",
+    )
+    add_training_arguments(parser)
+    parser.add_argument(
+        "--force", action="store_true", help="train even when no request is pending"
+    )
+    parser.add_argument(
+        "--group",
+        default=DEFAULT_GROUP,
+        help=f"consumer group of the job (default {DEFAULT_GROUP})",
+    )
+    parser.add_argument(
+        "--max-silhouette-drop",
+        type=float_in(0.0, 2.0, "--max-silhouette-drop"),
+        default=gates.max_silhouette_drop,
+        help=f"how far below the active model's (default {gates.max_silhouette_drop})",
+    )
+    parser.add_argument(
+        "--max-davies-bouldin-rise",
+        type=float_in(0.0, 100.0, "--max-davies-bouldin-rise"),
+        default=gates.max_davies_bouldin_rise,
+        help=f"how much higher than the active model's (default {gates.max_davies_bouldin_rise})",
+    )
+    parser.add_argument(
+        "--min-bootstrap-ari",
+        type=float_in(-1.0, 1.0, "--min-bootstrap-ari"),
+        default=gates.min_bootstrap_ari,
+        help=f"smallest acceptable stability (default {gates.min_bootstrap_ari})",
+    )
+    parser.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="promote in the registry only; do not publish to the models topic",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read requests, train, compare, promote (or explain why not)."""
+    from offline.events_io import InputError
+    from offline.features import FEATURE_COLUMNS
+    from offline.model_comparison import QualityGates, compare
+    from offline.registry import ModelRegistry
+    from offline.retrain_requests import read_pending
+    from rescorer.cli import UsageError
+
+    settings = load_settings()
+    registry = ModelRegistry(args.model_dir or settings.model_dir)
+    active = registry.active()
+    try:
+        pending = read_pending(settings, args.group)
+    except InputError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        current = [
+            r for r in pending.requests if active is None or r.model_version >= active.version
+        ]
+        stale = len(pending.requests) - len(current)
+        print(
+            f"{len(pending.requests)} pending retrain request(s)"
+            + (f", {stale} for superseded models" if stale else "")
+            + (f", {pending.invalid} unreadable" if pending.invalid else "")
+        )
+        for request in current:
+            print(
+                f"  {request.raised_at.isoformat()} {request.raised_by} "
+                f"on v{request.model_version}: " + ", ".join(request.evidence.triggers)
+            )
+        if not current and not args.force:
+            print("nothing to do")
+            pending.acknowledge()
+            return 0
+        with progress_reporter() as progress:
+            _, result = train_from_args(args, settings, active, registry.next_version(), progress)
+        candidate = result.model
+        path = registry.save(candidate)
+        raw = (
+            result.features.select(FEATURE_COLUMNS)
+            .to_numpy()
+            .astype("float64")[result.sample_index]
+        )
+        gates = QualityGates(
+            args.max_silhouette_drop, args.max_davies_bouldin_rise, args.min_bootstrap_ari
+        )
+        verdict = compare(candidate, active, raw, gates)
+        _print_comparison(verdict, active.version if active else None, candidate.version, len(raw))
+        _print_segments(candidate, active)
+        pending.acknowledge()
+    finally:
+        pending.close()
+    print(f"candidate v{candidate.version} saved to {path}")
+    if not verdict.passed:
+        print(f"not promoted: {'; '.join(verdict.failures)}")
+        return NOT_PROMOTED
+    registry.promote(candidate.version)
+    print(f"promoted v{candidate.version}")
+    if not args.no_publish:
+        from offline.kafka_io import publish_model
+
+        publish_model(settings, candidate)
+        print(f"published v{candidate.version} to {settings.topics.models}")
+    return 0
+
+
+def _print_comparison(verdict: Any, active: int | None, candidate: int, customers: int) -> None:
+    print(f"quality on the same {customers} customers (each model in its own space):")
+    print(f"  {'':<16}{'active v' + str(active) if active else 'no active model':>16}"
+          f"{'candidate v' + str(candidate):>16}")  # fmt: skip
+    mine, theirs = verdict.candidate, verdict.active
+    for label, attribute in (("silhouette", "silhouette"), ("Davies-Bouldin", "davies_bouldin")):
+        before = f"{getattr(theirs, attribute):.3f}" if theirs else "-"
+        print(f"  {label:<16}{before:>16}{getattr(mine, attribute):>16.3f}")
+    if verdict.bootstrap_ari is not None:
+        print(f"  {'bootstrap ARI':<16}{'':>16}{verdict.bootstrap_ari:>16.3f}")
+
+
+def _print_segments(candidate: Any, active: Any) -> None:
+    before = {s.segment_id: s.name for s in active.segments} if active else {}
+    for segment in candidate.segments:
+        kept = segment.segment_id in before
+        note = f"(was {before[segment.segment_id]})" if kept else "(new id)"
+        share = segment.profile.share if segment.profile else 0.0
+        print(f"  {segment.segment_id:>3}  {segment.name:<20} {share:6.1%}  {note}")
