@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DURATION ?= 120
 
-.PHONY: venv test unit integration lint format schemas demo clean kafka-start kafka-stop
+.PHONY: venv tools test unit integration lint format schemas demo clean kafka-start kafka-stop
 
 venv: $(STAMP)
 
@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# Prometheus and promtool (Debian's prometheus package) for the monitoring tests.
+tools:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing prometheus (apt-get)"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -30,14 +38,14 @@ format: venv
 schemas: venv
 	$(VENV)/bin/rescorer schemas export
 
-unit: venv
+unit: venv tools
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-integration: venv
+integration: venv tools
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 # The whole suite: lint, then both tiers in one pytest run (one broker for the session).
-test: lint
+test: lint tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 kafka-start: venv

@@ -53,3 +53,22 @@ def pytest_runtest_makereport(
     ):
         report.outcome = "failed"
         report.longrepr = f"integration test skipped under CI=true: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def prometheus_tools() -> dict[str, str]:
+    """Paths of ``prometheus`` and ``promtool`` (Debian's prometheus package).
+
+    ``make test`` installs them; without them the test is skipped locally and
+    fails under ``CI=true``.
+    """
+    import shutil
+
+    found = {name: shutil.which(name) for name in ("prometheus", "promtool")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        message = f"{', '.join(missing)} not on PATH (apt-get install prometheus; make test does)"
+        if running_in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return {name: str(path) for name, path in found.items()}

@@ -44,7 +44,11 @@ def test_the_window_keeps_the_latest_scoring_of_each_customer_and_evicts_the_old
     window.update(0, ["a"], np.array([[DAY0 + 5, 4, 40]]))  # "a" again: now the newest
     window.update(1, ["d"], np.array([[DAY0, 5, 50]]))  # evicts "b", scored longest ago
     got = window.features({0: DAY0 + 10, 1: DAY0 + 2})
-    assert sorted(map(tuple, got.tolist())) == [(2.0, 5.0, 50.0), (5.0, 4.0, 40.0), (10.0, 3.0, 30.0)]
+    assert sorted(map(tuple, got.tolist())) == [
+        (2.0, 5.0, 50.0),
+        (5.0, 4.0, 40.0),
+        (10.0, 3.0, 30.0),
+    ]
     window.drop_partition(0)
     assert window.features({0: DAY0 + 10, 1: DAY0 + 2}).tolist() == [[2.0, 5.0, 50.0]]
 
