@@ -45,6 +45,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--out", type=Path, help="history file (.parquet or .jsonl)")
     parser.add_argument("--truth", type=Path, help="ground truth CSV (customer_id, persona)")
     parser.add_argument("--kafka", action="store_true", help="stream the live part to Kafka")
+    parser.add_argument(
+        "--history-to-kafka",
+        action="store_true",
+        help="with --kafka: first produce the whole history to the events topic, unpaced",
+    )
     parser.add_argument("--live-days", type=float, default=30.0, help="simulated live period")
     parser.add_argument("--speedup", type=float, default=86_400.0, help="event s per wall s")
     parser.add_argument("--rate", type=float, default=1000.0, help="live events per second, max")
@@ -164,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
     """Generate, then write the history and/or stream the live part."""
     if args.customers < 1 or args.days < 1:
         raise UsageError("--customers and --days must be at least 1")
+    if args.history_to_kafka and not args.kafka:
+        raise UsageError("--history-to-kafka needs --kafka")
     if not args.out and not args.kafka:
         raise UsageError("nothing to do: give --out FILE, --kafka, or both")
     if args.speedup <= 0 or args.rate <= 0 or args.live_days <= 0:
@@ -196,6 +203,16 @@ def run(args: argparse.Namespace) -> int:
 
         settings = load_settings()
         producer = KafkaProducer(linger_ms=20, **settings.kafka_python_config())
+        if args.history_to_kafka:
+            topic = settings.topics.events
+            for n, body in enumerate(event_bodies(history), 1):
+                producer.send(
+                    topic, key=str(body["customer_id"]).encode(), value=json.dumps(body).encode()
+                )
+                if n % 50_000 == 0:
+                    print(f"history: {n} of {history.height} events to {topic}", flush=True)
+            producer.flush()
+            print(f"history: {history.height} events to {topic}")
         stream = LiveStream(
             producer, settings.topics.events, event_bodies(live), end, args.speedup,
             args.rate, args.malformed_rate, args.seed,
