@@ -87,3 +87,17 @@ def stop_process(child: subprocess.Popen[bytes], grace: float = 30.0) -> int:
             child.kill()
             child.wait(10)
     return child.returncode
+
+
+def scrape_metrics(url: str, timeout: float = 2.0) -> dict[str, float]:
+    """A Prometheus text exposition as {series with labels: value}."""
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=timeout) as response:  # noqa: S310 - a URL we built
+        text = response.read().decode()
+    series: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            series[name] = float(value)
+    return series

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from offline.report import write_report
     from offline.synthetic import BehaviourShift
     from offline.trainer import TrainConfig, train
-    from rescorer.common import parse_timestamp
-    from rescorer.demo_view import PSI_ALARM, DemoView
+    from rescorer.common import parse_timestamp, scrape_metrics
+    from rescorer.demo_view import DemoView
     from rescorer.devkafka import provide_broker
     from rescorer.devkafka.local import free_port
     from rescorer.simulate_command import DEFAULT_END, LiveStream, event_bodies, generate
@@ -163,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
             "RESCORER_DATA_DIR": str(out / "worker-data"),
             "RESCORER_STANDBY_REPLICAS": "0",
             "RESCORER_METRICS_PORT": str(metrics_port),
+            # A demo lasts minutes: judge drift often, and after seconds rather than minutes.
+            "RESCORER_DRIFT_INTERVAL_SECONDS": "2",
+            "RESCORER_RETRAIN_PSI_SUSTAIN_SECONDS": "10",
         }
         worker_log = out / "worker.log"
         worker = _start_worker(env, worker_log)
@@ -185,14 +189,17 @@ def run(args: argparse.Namespace) -> int:
             TopicPartition(topic, p)
             for topic in (topics.changes, topics.assignments, topics.dead_letters)
             for p in range(PARTITIONS)
-        ]
+        ] + [TopicPartition(topics.retrain_requests, 0)]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         handlers = {
             topics.changes: view.on_change,
             topics.assignments: view.on_assignment,
             topics.dead_letters: view.on_dead_letter,
+            topics.retrain_requests: view.on_retrain_request,
         }
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        scraped = 0.0
         live_seconds = max(20.0, args.duration - clock.elapsed - 15.0)
         stream = LiveStream(
             producer, topics.events, event_bodies(live), end,
@@ -216,6 +223,11 @@ def run(args: argparse.Namespace) -> int:
                 for record in records:
                     if record.value is not None:
                         handlers[tp.topic](record.value)
+            nonlocal scraped
+            if time.monotonic() - scraped > 1.0:
+                scraped = time.monotonic()
+                with suppress(OSError):
+                    view.on_metrics(scrape_metrics(metrics_url))
 
         if live_view:
             from rich.live import Live
@@ -241,6 +253,35 @@ def run(args: argparse.Namespace) -> int:
         drift = view.drift()
         if worker.poll() is not None:
             raise UsageError(f"the worker stopped during the demo; see {worker_log}")
+        versions = f"v{model.version} (trained on the history, published)"
+        if view.retrain_requests:
+            clock.step(
+                f"the worker asked for a retrain ({view.retrain_requests[0]}); "
+                "running rescorer retrain --from-kafka"
+            )
+            retrained = subprocess.run(
+                [sys.executable, "-m", "rescorer", "retrain", "--from-kafka",
+                 "--bootstrap", "5", "--holdout-days", "0"],
+                env=env, capture_output=True, text=True, check=False, timeout=600,
+            )  # fmt: skip
+            (out / "retrain.log").write_text(retrained.stdout + retrained.stderr)
+            promoted = re.search(r"promoted v(\d+)", retrained.stdout)
+            if promoted is None:
+                reason = re.search(r"not promoted: (.*)", retrained.stdout)
+                versions += "; retrained candidate not promoted: " + (
+                    reason.group(1) if reason else f"exit {retrained.returncode}, see retrain.log"
+                )
+            else:
+                switched = f"switched to model v{promoted.group(1)}"
+                deadline = time.monotonic() + 20
+                while switched not in worker_log.read_text(errors="replace"):
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
+                in_use = switched in worker_log.read_text(errors="replace")
+                versions += f" -> v{promoted.group(1)} (retrained on the request, promoted, " + (
+                    "in use by the worker)" if in_use else "not yet picked up)"
+                )
         clock.step("stopping the worker and the broker")
 
     from sklearn.metrics import adjusted_rand_score
@@ -257,13 +298,18 @@ def run(args: argparse.Namespace) -> int:
     )
     reasons = ", ".join(f"{r} {n}" for r, n in sorted(view.reasons.items())) or "none"
     print(f"  segment changes: {view.reasons.total()} ({reasons})")
-    print(f"  model versions: v{model.version} (trained on the history, published, in use)")
+    print(f"  model versions: {versions}")
     for name, count, share in view.populations():
         print(f"    {name:<20} {count:>6} customers {share:6.1%}")
     print(
-        "  drift (PSI now / peak): "
-        + ", ".join(f"{n} {v:.3f}/{view.psi_peak.get(n, v):.3f}" for n, v in drift.items())
-        + f"; alarms (PSI > {PSI_ALARM}): {view.alarms}"
+        "  drift (worker PSI now / peak): "
+        + (", ".join(f"{n} {v:.3f}/{view.psi_peak.get(n, v):.3f}" for n, v in drift.items())
+           or "not measured")
+        + f"; distance-drift detections: {view.detections}"
+    )  # fmt: skip
+    print(
+        f"  retrain requests: {len(view.retrain_requests)}"
+        + (f" ({'; '.join(view.retrain_requests)})" if view.retrain_requests else "")
     )
     print(f"  segments vs ground-truth personas: ARI {ari:.3f} over {len(assigned)} customers")
     print(f"  report: {page}; worker log: {worker_log}")

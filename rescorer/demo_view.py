@@ -1,7 +1,7 @@
 """What the demo shows while it runs: populations, latest changes, drift, throughput.
 
-Fed from the worker's output topics; rendered with rich on a terminal, or as
-plain progress lines when stdout is not one (CI, a pipe).
+Fed from the worker's output topics and its /metrics; rendered with rich on a
+terminal, or as plain progress lines when stdout is not one (CI, a pipe).
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from schemas.model import SegmentModel
 from schemas.segments import FEATURE_NAMES
-from scoring.drift import proportions, psi
 
 PSI_ALARM = 0.25
 
@@ -39,9 +36,10 @@ class DemoView:
     live_start: datetime | None = None
     expected_customers: int = 0
     caught_up: bool = False
+    psi: dict[str, float] = field(default_factory=dict)
     psi_peak: dict[str, float] = field(default_factory=dict)
-    alarms: int = 0
-    _last_alarm: set[str] = field(default_factory=set)
+    detections: int = 0
+    retrain_requests: list[str] = field(default_factory=list)
 
     def name(self, segment_id: int | None) -> str:
         """A segment's name in the active model ('-' for none)."""
@@ -94,33 +92,26 @@ class DemoView:
             for s in self.model.segments
         ]
 
-    def drift(self) -> dict[str, float]:
-        """PSI of each feature of every assigned customer vs training, recency as of now.
+    def on_metrics(self, series: dict[str, float]) -> None:
+        """A scrape of the worker's /metrics: its drift figures."""
+        for name in FEATURE_NAMES:
+            value = series.get(f'rescorer_feature_psi{{feature="{name}"}}')
+            if value is not None:
+                self.psi[name] = value
+        self.detections = int(series.get("rescorer_drift_detections_total", 0))
 
-        Assignments carry features as of their own time; recency is moved to the
-        current event time so that the population is compared at one moment.
-        """
-        if not self.caught_up or len(self.features_of) < 50 or self.clock is None:
+    def on_retrain_request(self, value: bytes) -> None:
+        """A `RetrainRequest` the worker published."""
+        request = json.loads(value)
+        self.retrain_requests.append(", ".join(request["evidence"]["triggers"]))
+
+    def drift(self) -> dict[str, float]:
+        """The worker's PSI per feature, once it has caught up with the history."""
+        if not self.caught_up:
             return {}
-        now = self.clock
-        values = np.asarray(
-            [
-                (r + max(0.0, (now - at).total_seconds() / 86_400), f, m)
-                for r, f, m, at in self.features_of.values()
-            ],
-            dtype=np.float64,
-        )
-        out: dict[str, float] = {}
-        for column, name in enumerate(FEATURE_NAMES):
-            reference = self.model.reference[name]
-            actual = proportions(values[:, column], reference.bin_edges)
-            out[name] = psi(reference.proportions, actual)
-        high = {n for n, v in out.items() if v > PSI_ALARM}
-        self.alarms += len(high - self._last_alarm)
-        self._last_alarm = high
-        for feature, value in out.items():
+        for feature, value in self.psi.items():
             self.psi_peak[feature] = max(value, self.psi_peak.get(feature, 0.0))
-        return out
+        return dict(self.psi)
 
     def line(self) -> str:
         """One plain progress line."""
@@ -133,7 +124,8 @@ class DemoView:
         return (
             f"[{elapsed:6.1f}s] clock {clock} sent {self.events_sent} "
             f"(dlq {self.dead_letters.total()}/{self.malformed_sent}) | {pops} | "
-            f"changes {reasons} | psi {psi_text}"
+            f"changes {reasons} | psi {psi_text} | detections {self.detections} "
+            f"retrain requests {len(self.retrain_requests)}"
         )
 
     def render(self, rate: float) -> Any:
@@ -152,7 +144,10 @@ class DemoView:
             populations.add_column(column, justify="right" if column != "segment" else "left")
         for name, count, share in self.populations():
             populations.add_row(name, str(count), f"{share:.1%}")
-        drift = Table(title="drift (PSI vs training)")
+        drift = Table(
+            title=f"drift (worker PSI vs training; {self.detections} detections, "
+            f"{len(self.retrain_requests)} retrain requests)"
+        )
         drift.add_column("feature")
         drift.add_column("PSI", justify="right")
         for name, value in self.drift().items():

@@ -16,7 +16,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from rescorer.common import stop_process
+from rescorer.common import scrape_metrics, stop_process
 from rescorer.devkafka.local import free_port
 from schemas.settings import RescorerSettings, TopicNames
 
@@ -84,16 +84,7 @@ class WorkerProcess:
 
     def metrics(self) -> dict[str, float]:
         """The worker's /metrics, as {series with labels: value}."""
-        from urllib.request import urlopen
-
-        with urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        series = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                series[name] = float(value)
-        return series
+        return scrape_metrics(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
