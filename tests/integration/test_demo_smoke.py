@@ -48,6 +48,7 @@ def test_demo_streams_live_traffic_and_prints_its_summary(
     assert changes is not None and int(changes.group(1)) > 0
     assert "event" in changes.group(2)
     assert "model versions: v1" in summary
+    assert "retrain requests: " in summary and "distance-drift detections: " in summary
     assert "ARI" in summary
     assert (tmp_path / "report" / "index.html").is_file()
     assert workers_running() == before

@@ -1,0 +1,290 @@
+"""Fault scenarios against a real broker, judged against `rescorer replay`'s core.
+
+Shared by `tests/integration/test_exactness.py` and `bench/fault_injection.py`.
+A scenario produces a synthetic workload, runs workers through a fault (a
+SIGKILL, a redelivered copy, a broker restart, a rebalance), waits until the
+input is consumed, and compares the latest value of every key on
+``customer-segments`` with a replay of the same events:
+
+- the same customers;
+- at a common as-of (the latest event time) the same last purchase time,
+  frequency and monetary: a frequency below the replay's is a *lost* event,
+  above it a *double-counted* one, anything else a *mismatch*;
+- with a frozen model and a zero margin, the same segment at that as-of.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offline.events_io import load_events
+from offline.kafka_io import publish_model
+from offline.trainer import TrainConfig, train
+from rescorer.simulate_command import event_bodies, generate
+from schemas.events import CustomerEvent
+from schemas.model import SegmentModel
+from schemas.segments import SegmentAssignment
+from scoring.replay import replay
+from scoring.rescorer import RescoreConfig
+from scoring.space import ModelSpace
+from streams.settings import WorkerSettings
+from streams.topics import ensure_topics
+from tests.integration.worker_harness import Stack, WorkerProcess, produce, read_all, wait_until
+
+END = datetime(2025, 6, 30, tzinfo=UTC)
+EXACT_ENV = {
+    "RESCORER_LEARNING_RATE": "0",
+    "RESCORER_HYSTERESIS_MARGIN": "0",
+    "RESCORER_DRIFT_INTERVAL_SECONDS": "1",
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Events (as produced) and what a replay of them says."""
+
+    bodies: list[dict[str, Any]]
+    model: SegmentModel
+    expected: dict[str, SegmentAssignment]
+    as_of: datetime
+
+
+def workload(customers: int, days: int = 200, seed: int = 3) -> Workload:
+    """Synthetic traffic (inside one RFM window), a model trained on it, and its replay."""
+    frame, _ = generate(customers, days, END, 1, seed, 0.0, None)
+    bodies = list(event_bodies(frame))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        path.write_text("".join(json.dumps(b) + "\n" for b in bodies))
+        log = load_events([str(path)])
+    model = train(log, TrainConfig(version=1, bootstrap_resamples=2, holdout_days=0)).model
+    events = sorted((CustomerEvent.model_validate(b) for b in bodies), key=lambda e: e.occurred_at)
+    result = replay(events, model, RescoreConfig(margin=0.0, learning_rate=0.0))
+    expected = {a.customer_id: a for a in result.assignments}
+    return Workload(bodies, model, expected, max(a.as_of for a in result.assignments))
+
+
+@dataclass
+class Tally:
+    """What a scenario found; lost, double_counted and mismatched must all be 0."""
+
+    events: int = 0
+    faults: int = 0
+    lost: int = 0
+    double_counted: int = 0
+    mismatched: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        """Fold another scenario's tally in."""
+        self.events += other.events
+        self.faults += other.faults
+        self.lost += other.lost
+        self.double_counted += other.double_counted
+        self.mismatched += other.mismatched
+        self.examples.extend(other.examples)
+
+    @property
+    def exact(self) -> bool:
+        """Nothing lost, doubled or different."""
+        return self.lost == self.double_counted == self.mismatched == 0
+
+    def result_line(self) -> str:
+        """The ``RESULT`` line of the benchmark."""
+        return (
+            f"RESULT events={self.events} faults={self.faults} lost={self.lost} "
+            f"double_counted={self.double_counted} mismatched={self.mismatched}"
+        )
+
+
+def compare(latest: dict[str, dict[str, Any]], work: Workload) -> Tally:
+    """Judge the latest assignments against the replay (see the module docstring)."""
+    tally = Tally()
+
+    def note(kind: str, text: str) -> None:
+        setattr(tally, kind, getattr(tally, kind) + 1)
+        if len(tally.examples) < 10:
+            tally.examples.append(text)
+
+    space = ModelSpace.from_model(work.model)
+    shifted: list[tuple[str, list[float]]] = []
+    for customer, want in work.expected.items():
+        got = latest.get(customer)
+        if got is None:
+            note("lost", f"{customer}: no assignment")
+            continue
+        f = got["features"]
+        as_of = datetime.fromisoformat(got["as_of"])
+        frequency, expected_frequency = int(f["frequency"]), int(want.features.frequency)
+        if frequency < expected_frequency:
+            note("lost", f"{customer}: frequency {frequency}, replay {expected_frequency}")
+            continue
+        if frequency > expected_frequency:
+            note(
+                "double_counted", f"{customer}: frequency {frequency}, replay {expected_frequency}"
+            )
+            continue
+        last = as_of - timedelta(days=f["recency_days"])
+        expected_last = want.as_of - timedelta(days=want.features.recency_days)
+        if abs((last - expected_last).total_seconds()) > 1.0:
+            note("mismatched", f"{customer}: last purchase {last}, replay {expected_last}")
+        elif abs(f["monetary"] - want.features.monetary) > 1e-6:
+            note("mismatched", f"{customer}: monetary {f['monetary']} vs {want.features.monetary}")
+        else:
+            recency = (work.as_of - last).total_seconds() / 86_400
+            shifted.append((customer, [recency, f["frequency"], f["monetary"]]))
+    if shifted:
+        nearest = space.nearest(np.asarray([row for _, row in shifted], dtype=np.float64))
+        for (customer, _), index in zip(shifted, nearest, strict=True):
+            segment = space.segment_ids[int(index)]
+            if segment != work.expected[customer].segment_id:
+                note("mismatched", f"{customer}: segment {segment} at the common as-of, replay "
+                     f"{work.expected[customer].segment_id}")  # fmt: skip
+    for customer in set(latest) - set(work.expected):
+        note("mismatched", f"{customer}: assigned, but not by the replay")
+    return tally
+
+
+def latest_assignments(stack: Stack) -> dict[str, dict[str, Any]]:
+    """The latest value per key on ``customer-segments``."""
+    return {a["customer_id"]: a for a in read_all(stack, stack.topics.assignments)}
+
+
+def new_stack(bootstrap: str, workdir: Path, partitions: int = 4) -> Stack:
+    """An isolated deployment (its own topics and group) for an exact run."""
+    stack = Stack(
+        bootstrap, f"x{uuid.uuid4().hex[:8]}", workdir, partitions=partitions,
+        extra_env=dict(EXACT_ENV),
+    )  # fmt: skip
+    ensure_topics(WorkerSettings(**dict(stack.settings()), partitions=partitions))
+    return stack
+
+
+def consumed(workers: list[WorkerProcess]) -> float:
+    """Valid events the live workers have consumed (this process lifetime)."""
+    total = 0.0
+    for worker in workers:
+        if worker.alive():
+            series = worker.metrics()
+            total += sum(v for k, v in series.items() if k.startswith("rescorer_events_consumed"))
+    return total
+
+
+def wait_drained(stack: Stack, workers: list[WorkerProcess], timeout: float = 300.0) -> None:
+    """Until every partition is owned by a live worker and has no input left."""
+
+    def drained() -> bool:
+        lags: dict[str, float] = {}
+        for worker in workers:
+            if not worker.alive():
+                continue
+            for name, value in worker.metrics().items():
+                if name.startswith("rescorer_consumer_lag_messages{"):
+                    lags[name.split('partition="')[1].split('"')[0]] = value
+        return len(lags) == stack.partitions and not any(lags.values())
+
+    live = next(w for w in workers if w.alive())
+    wait_until("the input to be consumed", drained, live, timeout=timeout)
+    time.sleep(2.0)  # the last batch's outputs are flushed before its position moves
+
+
+def start(stack: Stack, name: str) -> WorkerProcess:
+    """A worker that has joined and restored its partitions."""
+    worker = WorkerProcess(stack, name)
+    worker.wait_for_log("customers restored")
+    return worker
+
+
+def midway(workers: list[WorkerProcess], total: int, share: float = 0.3) -> Callable[[], bool]:
+    """A check that the workers are `share` of the way through `total` events."""
+    return lambda: consumed(workers) >= share * total
+
+
+def crash(stack: Stack, work: Workload) -> Tally:
+    """SIGKILL the worker a third of the way through, start a new one."""
+    publish_model(stack.settings(), work.model)
+    produce(stack, work.bodies)
+    first = start(stack, "crash-1")
+    workers = [first]
+    try:
+        wait_until("a third of the events", midway([first], len(work.bodies)), first, 300)
+        first.kill()
+        second = start(stack, "crash-2")
+        workers.append(second)
+        wait_drained(stack, [second])
+    finally:
+        for worker in workers:
+            if worker.alive():
+                worker.stop()
+    tally = compare(latest_assignments(stack), work)
+    tally.events, tally.faults = len(work.bodies), 1
+    return tally
+
+
+def redelivery(stack: Stack, work: Workload) -> Tally:
+    """Every event produced twice: the second copy must change nothing, emit nothing."""
+    publish_model(stack.settings(), work.model)
+    produce(stack, work.bodies)
+    worker = start(stack, "redelivery")
+    try:
+        wait_drained(stack, [worker])
+        before = {
+            t: len(read_all(stack, t)) for t in (stack.topics.changes, stack.topics.assignments)
+        }
+        produce(stack, work.bodies)
+        wait_drained(stack, [worker])
+        after = {t: len(read_all(stack, t)) for t in before}
+    finally:
+        worker.stop()
+    tally = compare(latest_assignments(stack), work)
+    extra = sum(after[t] - before[t] for t in before)
+    if extra:
+        tally.double_counted += extra
+        tally.examples.append(f"{extra} outputs emitted for redelivered events")
+    tally.events, tally.faults = 2 * len(work.bodies), 1
+    return tally
+
+
+def broker_restart(stack: Stack, work: Workload, restart: Callable[[], None]) -> Tally:
+    """Stop and restart the broker a third of the way through; the worker carries on."""
+    publish_model(stack.settings(), work.model)
+    produce(stack, work.bodies)
+    worker = start(stack, "restart")
+    try:
+        wait_until("a third of the events", midway([worker], len(work.bodies)), worker, 300)
+        restart()
+        wait_drained(stack, [worker], timeout=400)
+    finally:
+        worker.stop()
+    tally = compare(latest_assignments(stack), work)
+    tally.events, tally.faults = len(work.bodies), 1
+    return tally
+
+
+def rebalance(stack: Stack, work: Workload) -> Tally:
+    """Two workers share the stream; one is killed a third of the way through."""
+    publish_model(stack.settings(), work.model)
+    first = start(stack, "rebalance-1")
+    second = start(stack, "rebalance-2")
+    try:
+        produce(stack, work.bodies)
+        wait_until("a third of the events", midway([first, second], len(work.bodies)), first, 300)
+        second.kill()
+        wait_drained(stack, [first], timeout=400)
+    finally:
+        for worker in (first, second):
+            if worker.alive():
+                worker.stop()
+    tally = compare(latest_assignments(stack), work)
+    tally.events, tally.faults = len(work.bodies), 1
+    return tally

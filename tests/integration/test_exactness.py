@@ -1,0 +1,89 @@
+"""Nothing lost, nothing counted twice: crashes, redelivery, broker restarts, rebalances.
+
+Each scenario's final ``customer-segments`` is compared with `rescorer replay`'s
+core over the same events (see `tests/integration/exactness.py`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rescorer.devkafka import ProvidedBroker
+from rescorer.devkafka.local import LocalKafka
+from tests.integration.exactness import (
+    Tally,
+    Workload,
+    broker_restart,
+    crash,
+    new_stack,
+    rebalance,
+    redelivery,
+    workload,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def large() -> Workload:
+    """At least 100k events (about 24k purchases) for 5,000 customers over 200 days."""
+    work = workload(5_000)
+    assert len(work.bodies) >= 100_000
+    return work
+
+
+@pytest.fixture(scope="module")
+def small() -> Workload:
+    return workload(1_500, seed=5)
+
+
+def assert_exact(tally: Tally) -> None:
+    assert tally.exact, f"{tally.result_line()}\n" + "\n".join(tally.examples)
+
+
+def test_a_worker_killed_mid_stream_and_restarted_ends_exactly_like_the_replay(
+    kafka: ProvidedBroker, tmp_path: Path, large: Workload
+) -> None:
+    assert_exact(crash(new_stack(kafka.bootstrap_servers, tmp_path), large))
+
+
+def test_every_event_delivered_twice_changes_nothing_and_emits_nothing(
+    kafka: ProvidedBroker, tmp_path: Path, small: Workload
+) -> None:
+    assert_exact(redelivery(new_stack(kafka.bootstrap_servers, tmp_path), small))
+
+
+def test_two_workers_one_killed_mid_stream_the_survivor_ends_exact(
+    kafka: ProvidedBroker, tmp_path: Path, small: Workload
+) -> None:
+    assert_exact(rebalance(new_stack(kafka.bootstrap_servers, tmp_path), small))
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test's own, to stop and restart."""
+    if shutil.which("java") is None or shutil.which("mvn") is None:
+        pytest.skip("restarting a broker needs the local Kafka (Java 17 and Maven)")
+    broker = LocalKafka(tmp_path / "broker")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def test_a_broker_restart_mid_stream_needs_no_manual_action_and_loses_nothing(
+    own_broker: LocalKafka, tmp_path: Path, small: Workload
+) -> None:
+    def restart() -> None:
+        own_broker.stop(keep_data=True)
+        time.sleep(5)
+        own_broker.start()
+
+    stack = new_stack(own_broker.bootstrap_servers, tmp_path)
+    assert_exact(broker_restart(stack, small, restart))
