@@ -176,7 +176,9 @@ def consumed(workers: list[WorkerProcess]) -> float:
     for worker in workers:
         if worker.alive():
             series = worker.metrics()
-            total += sum(v for k, v in series.items() if k.startswith("rescorer_events_consumed"))
+            total += sum(
+                v for k, v in series.items() if k.startswith("rescorer_events_consumed_total{")
+            )
     return total
 
 

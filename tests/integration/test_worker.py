@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import pickle
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -124,7 +126,6 @@ def test_malformed_events_reach_the_dead_letter_topic_and_the_worker_stays_up(
     good = event("m-ok", "after-bad", T0 + timedelta(days=300))
     naive = {**good, "event_id": "m-naive", "occurred_at": "2024-03-01T12:00:00"}
     negative = {**good, "event_id": "m-neg", "amount": -5}
-    import json
 
     bad: list[tuple[bytes | None, bytes]] = [
         (b"after-bad", b"{not json"),
@@ -185,12 +186,31 @@ def test_a_hostile_model_is_rejected_and_the_current_one_kept(
     stack, worker = running
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap)
-    producer.send(stack.topics.models, key=b"active", value=b"\x80\x04pickle")
-    producer.send(stack.topics.models, key=b"active", value=b'{"version": 3}')
+    before = worker.metrics()["rescorer_models_rejected_total"]
+    good = toy_model(version=3).model_dump(mode="json")
+    wrong_dimensions = json.loads(json.dumps(good))
+    wrong_dimensions["segments"][0]["centroid"] = [1.0, 2.0]
+    unknown_feature = json.loads(json.dumps(good))
+    unknown_feature["features"]["names"] = ["recency_days", "frequency", "clicks"]
+    hostile = [
+        pickle.dumps(good),
+        b'{"version": 3}',
+        json.dumps(wrong_dimensions).encode(),
+        json.dumps(good).replace("0.3", "NaN", 1).encode(),
+        json.dumps(unknown_feature).encode(),
+        json.dumps({**good, "package_version": "x" * 900_000}).encode(),
+    ]
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, max_request_size=2_000_000)
+    for artifact in hostile:
+        producer.send(stack.topics.models, key=b"active", value=artifact)
     producer.flush()
     producer.close()
-    worker.wait_for_log("rejected a model", timeout=15)
+    wait_until(
+        "every hostile artifact to be rejected",
+        lambda: worker.log().count("rejected a model") >= len(hostile),
+        worker, timeout=30,
+    )  # fmt: skip
+    assert worker.metrics()["rescorer_models_rejected_total"] - before == len(hostile)
     produce(stack, [event("h-0", "after-hostile", T0 + timedelta(days=300))])
     assignment = wait_until(
         "an assignment after the hostile model",
