@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     except TopicMismatch as exc:
         raise UsageError(str(exc)) from exc
     except KafkaError as exc:
-        raise UsageError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
-        ) from exc
+        from streams.kafka_clients import explain_kafka_error
+
+        raise UsageError(explain_kafka_error(settings, exc)) from exc
 
     import faust
 

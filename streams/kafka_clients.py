@@ -7,6 +7,7 @@ clients need objects (an SSL context, Faust credentials) built here, at the edge
 
 from __future__ import annotations
 
+import logging
 import ssl
 from typing import Any
 
@@ -62,3 +63,48 @@ def faust_broker_settings(settings: RescorerSettings) -> dict[str, Any]:
     elif context is not None:
         credentials = faust.SSLCredentials(context)
     return {"broker": broker, "broker_credentials": credentials}
+
+
+class _KafkaLogCapture(logging.Handler):
+    """Keeps what kafka-python logs while it connects (it logs the broker's reason)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def explain_kafka_error(settings: RescorerSettings, exc: Exception) -> str:
+    """One line on why Kafka refused us, naming bad credentials when that is the cause.
+
+    kafka-python reports a failed SASL handshake during its version probe as an
+    incompatible broker; one more attempt with the version pinned surfaces the
+    broker's own reason.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    where = settings.kafka_bootstrap_servers
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if settings.kafka_sasl_mechanism is not None:
+        heard = _KafkaLogCapture()
+        kafka_log = logging.getLogger("kafka")
+        kafka_log.addHandler(heard)
+        try:
+            KafkaAdminClient(
+                **settings.kafka_python_config(), api_version=(2, 8, 0), request_timeout_ms=10_000
+            ).close()
+        except KafkaError as retry:
+            reason = " ".join(str(retry).split())[:300]
+        finally:
+            kafka_log.removeHandler(heard)
+        said = " ".join([reason, *heard.messages])
+        if "Authentication failed" in said or "SaslAuthenticationFailed" in said:
+            return (
+                f"Kafka at {where} rejected user {settings.kafka_sasl_username!r} "
+                f"({settings.kafka_sasl_mechanism}): authentication failed; check "
+                "RESCORER_KAFKA_SASL_USERNAME and RESCORER_KAFKA_SASL_PASSWORD"
+            )
+    return f"cannot reach Kafka at {where}: {reason}"

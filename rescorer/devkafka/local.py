@@ -95,6 +95,9 @@ class LocalKafka:
     version: str = KAFKA_VERSION
     heap: str = "768m"
     extra_properties: Mapping[str, str] = field(default_factory=dict)
+    scram_users: Mapping[str, str] = field(default_factory=dict)
+    """User -> password for a SASL_PLAINTEXT listener with SCRAM-SHA-256 (none if empty)."""
+    sasl_port: int = 0
     pid: int | None = None
     _controller_port: int = 0
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -103,6 +106,11 @@ class LocalKafka:
     def bootstrap_servers(self) -> str:
         """``host:port`` of the PLAINTEXT listener."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """``host:port`` of the SASL_PLAINTEXT (SCRAM-SHA-256) listener, if configured."""
+        return f"{self.host}:{self.sasl_port}"
 
     @property
     def log_path(self) -> Path:
@@ -132,6 +140,15 @@ class LocalKafka:
             "auto.create.topics.enable": "true",
             "log.segment.bytes": str(64 * 1024 * 1024),
         }
+        if self.scram_users:
+            sasl = f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}"
+            props["listeners"] += f",{sasl}"
+            props["advertised.listeners"] += f",{sasl}"
+            props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256"
+            props["listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
         props.update(self.extra_properties)
         return props
 
@@ -165,6 +182,8 @@ class LocalKafka:
             raise LocalKafkaError(f"port {self.host}:{self.port} is already in use")
         while self._controller_port in (0, self.port):  # the OS may hand out the same port twice
             self._controller_port = free_port(self.host)
+        while self.scram_users and self.sasl_port in (0, self.port, self._controller_port):
+            self.sasl_port = free_port(self.host)
         config = self.workdir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
         (self.workdir / "log4j.properties").write_text(_LOG4J)
@@ -178,6 +197,10 @@ class LocalKafka:
                     f"--cluster-id={cluster_id}",
                     "-c",
                     str(config),
+                    *(
+                        f"--add-scram=SCRAM-SHA-256=[name={user},password={password}]"
+                        for user, password in self.scram_users.items()
+                    ),
                 ),
                 capture_output=True,
                 text=True,
