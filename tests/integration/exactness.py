@@ -29,6 +29,7 @@ import numpy as np
 
 from offline.events_io import load_events
 from offline.kafka_io import publish_model
+from offline.synthetic import MALFORMED_KINDS, malformed
 from offline.trainer import TrainConfig, train
 from rescorer.simulate_command import event_bodies, generate
 from schemas.events import CustomerEvent
@@ -39,7 +40,14 @@ from scoring.rescorer import RescoreConfig
 from scoring.space import ModelSpace
 from streams.settings import WorkerSettings
 from streams.topics import ensure_topics
-from tests.integration.worker_harness import Stack, WorkerProcess, produce, read_all, wait_until
+from tests.integration.worker_harness import (
+    Stack,
+    WorkerProcess,
+    produce,
+    produce_raw,
+    read_all,
+    wait_until,
+)
 
 END = datetime(2025, 6, 30, tzinfo=UTC)
 EXACT_ENV = {
@@ -271,6 +279,30 @@ def broker_restart(stack: Stack, work: Workload, restart: Callable[[], None]) ->
     tally = compare(latest_assignments(stack), work)
     tally.events, tally.faults = len(work.bodies), 1
     return tally
+
+
+def malformed_mix(stack: Stack, work: Workload, rate: float = 0.01) -> tuple[Tally, int, int]:
+    """1% of the messages malformed, spread through the stream: (tally, injected, dead letters)."""
+    kinds = list(MALFORMED_KINDS)
+    step = round(1 / rate)
+    mixed: list[tuple[bytes | None, bytes]] = []
+    injected = 0
+    for n, body in enumerate(work.bodies):
+        mixed.append((str(body["customer_id"]).encode(), json.dumps(body).encode()))
+        if n % step == step - 1:
+            mixed.append(malformed(body, kinds[injected % len(kinds)]))
+            injected += 1
+    publish_model(stack.settings(), work.model)
+    worker = start(stack, "malformed")
+    try:
+        produce_raw(stack, mixed)
+        wait_drained(stack, [worker])
+        assert worker.alive()
+    finally:
+        worker.stop()
+    tally = compare(latest_assignments(stack), work)
+    tally.events, tally.faults = len(mixed), injected
+    return tally, injected, len(read_all(stack, stack.topics.dead_letters))
 
 
 def rebalance(stack: Stack, work: Workload) -> Tally:

@@ -20,6 +20,7 @@ from tests.integration.exactness import (
     Workload,
     broker_restart,
     crash,
+    malformed_mix,
     new_stack,
     rebalance,
     redelivery,
@@ -62,6 +63,15 @@ def test_two_workers_one_killed_mid_stream_the_survivor_ends_exact(
     kafka: ProvidedBroker, tmp_path: Path, small: Workload
 ) -> None:
     assert_exact(rebalance(new_stack(kafka.bootstrap_servers, tmp_path), small))
+
+
+def test_one_percent_malformed_traffic_is_all_dead_lettered_and_the_rest_exact(
+    kafka: ProvidedBroker, tmp_path: Path, small: Workload
+) -> None:
+    tally, injected, dead = malformed_mix(new_stack(kafka.bootstrap_servers, tmp_path), small)
+    assert injected >= 100
+    assert dead == injected
+    assert_exact(tally)
 
 
 @pytest.fixture
