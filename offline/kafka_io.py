@@ -42,6 +42,16 @@ def publish_model(settings: RescorerSettings, model: SegmentModel) -> None:
         producer.close()
 
 
+def open_consumer(settings: RescorerSettings, **options: Any) -> KafkaConsumer:
+    """A kafka-python consumer without auto-commit; `InputError` when Kafka is unreachable."""
+    try:
+        return KafkaConsumer(enable_auto_commit=False, **options, **settings.kafka_python_config())
+    except KafkaError as exc:
+        raise InputError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
+        ) from exc
+
+
 def read_event_history(
     settings: RescorerSettings,
     max_reject_share: float,
@@ -49,17 +59,7 @@ def read_event_history(
 ) -> EventLog:
     """Every event on the events topic, from the beginning to the end offsets at start."""
     topic = settings.topics.events
-    try:
-        consumer = KafkaConsumer(
-            enable_auto_commit=False,
-            group_id=None,
-            consumer_timeout_ms=10_000,
-            **settings.kafka_python_config(),
-        )
-    except KafkaError as exc:
-        raise InputError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
-        ) from exc
+    consumer = open_consumer(settings, group_id=None, consumer_timeout_ms=10_000)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

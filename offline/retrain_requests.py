@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from offline.events_io import InputError
+from offline.kafka_io import open_consumer
 from schemas.retrain import RetrainRequest
 from schemas.settings import RescorerSettings
 
@@ -52,17 +52,7 @@ def read_pending(
 ) -> PendingRequests:
     """Requests after the group's committed offsets, up to the current end."""
     topic = settings.topics.retrain_requests
-    try:
-        consumer = KafkaConsumer(
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **settings.kafka_python_config(),
-        )
-    except KafkaError as exc:
-        raise InputError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
-        ) from exc
+    consumer = open_consumer(settings, group_id=group_id, auto_offset_reset="earliest")
     pending = PendingRequests(_consumer=consumer)
     try:
         partitions = consumer.partitions_for_topic(topic)
