@@ -96,8 +96,11 @@ class LocalKafka:
     heap: str = "768m"
     extra_properties: Mapping[str, str] = field(default_factory=dict)
     scram_users: Mapping[str, str] = field(default_factory=dict)
-    """User -> password for a SASL_PLAINTEXT listener with SCRAM-SHA-256 (none if empty)."""
+    """User -> password for a SASL listener with SCRAM-SHA-256 (none if empty)."""
     sasl_port: int = 0
+    tls_keystore: Path | None = None
+    """A PKCS12 keystore (password `tls_password`): the SASL listener is then SASL_SSL."""
+    tls_password: str = ""
     pid: int | None = None
     _controller_port: int = 0
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -109,7 +112,7 @@ class LocalKafka:
 
     @property
     def sasl_bootstrap_servers(self) -> str:
-        """``host:port`` of the SASL_PLAINTEXT (SCRAM-SHA-256) listener, if configured."""
+        """``host:port`` of the SASL (SCRAM-SHA-256) listener, if configured."""
         return f"{self.host}:{self.sasl_port}"
 
     @property
@@ -141,14 +144,20 @@ class LocalKafka:
             "log.segment.bytes": str(64 * 1024 * 1024),
         }
         if self.scram_users:
-            sasl = f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}"
+            protocol = "SASL_PLAINTEXT" if self.tls_keystore is None else "SASL_SSL"
+            sasl = f"{protocol}://{self.host}:{self.sasl_port}"
             props["listeners"] += f",{sasl}"
             props["advertised.listeners"] += f",{sasl}"
-            props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            props["listener.security.protocol.map"] += f",{protocol}:{protocol}"
             props["sasl.enabled.mechanisms"] = "SCRAM-SHA-256"
-            props["listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config"] = (
+            props[f"listener.name.{protocol.lower()}.scram-sha-256.sasl.jaas.config"] = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             )
+            if self.tls_keystore is not None:
+                props["ssl.keystore.type"] = "PKCS12"
+                props["ssl.keystore.location"] = str(self.tls_keystore)
+                props["ssl.keystore.password"] = self.tls_password
+                props["ssl.key.password"] = self.tls_password
         props.update(self.extra_properties)
         return props
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -18,6 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from offline.kafka_io import publish_model
 from rescorer.devkafka.local import LocalKafka
 from schemas.settings import RescorerSettings
+from tests.integration.tls import make_tls
 from tests.integration.worker_harness import Stack, WorkerProcess, event, wait_until
 from tests.unit.toy_model import toy_model
 
@@ -26,12 +28,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow
 USER, PASSWORD = "rescorer", "s3cret-scram"
 
 
-@pytest.fixture
-def scram_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    """A broker with a SASL_PLAINTEXT listener that knows one SCRAM-SHA-256 user."""
+@pytest.fixture(params=["SASL_PLAINTEXT", "SASL_SSL"])
+def scram_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker with a SCRAM-SHA-256 listener (over TLS for SASL_SSL) that knows one user."""
     if shutil.which("java") is None or shutil.which("mvn") is None:
         pytest.skip("a SCRAM listener needs the local Kafka (Java 17 and Maven)")
-    broker = LocalKafka(tmp_path / "broker", scram_users={USER: PASSWORD})
+    tls = make_tls(tmp_path / "tls") if request.param == "SASL_SSL" else None
+    broker = LocalKafka(
+        tmp_path / "broker", scram_users={USER: PASSWORD},
+        tls_keystore=tls.keystore if tls else None, tls_password=tls.password if tls else "",
+    )  # fmt: skip
     broker.start()
     try:
         yield broker
@@ -39,13 +45,20 @@ def scram_broker(tmp_path: Path) -> Iterator[LocalKafka]:
         broker.stop()
 
 
-def sasl_env(password: str) -> dict[str, str]:
-    return {
-        "RESCORER_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+def sasl_env(broker: LocalKafka, password: str) -> dict[str, str]:
+    env = {
+        "RESCORER_KAFKA_SECURITY_PROTOCOL": protocol(broker),
         "RESCORER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
         "RESCORER_KAFKA_SASL_USERNAME": USER,
         "RESCORER_KAFKA_SASL_PASSWORD": password,
     }
+    if broker.tls_keystore is not None:
+        env["RESCORER_KAFKA_SSL_CAFILE"] = str(broker.tls_keystore.parent / "ca.pem")
+    return env
+
+
+def protocol(broker: LocalKafka) -> Literal["SASL_PLAINTEXT", "SASL_SSL"]:
+    return "SASL_PLAINTEXT" if broker.tls_keystore is None else "SASL_SSL"
 
 
 def test_the_worker_authenticates_through_scram_end_to_end(
@@ -53,14 +66,16 @@ def test_the_worker_authenticates_through_scram_end_to_end(
 ) -> None:
     stack = Stack(
         scram_broker.sasl_bootstrap_servers, f"s{uuid.uuid4().hex[:8]}", tmp_path, partitions=2,
-        extra_env=sasl_env(PASSWORD),
+        extra_env=sasl_env(scram_broker, PASSWORD),
     )  # fmt: skip
+    env = sasl_env(scram_broker, PASSWORD)
     settings = RescorerSettings(
         kafka_bootstrap_servers=scram_broker.sasl_bootstrap_servers,
-        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_security_protocol=protocol(scram_broker),
         kafka_sasl_mechanism="SCRAM-SHA-256",
         kafka_sasl_username=USER,
         kafka_sasl_password=PASSWORD,
+        kafka_ssl_cafile=env.get("RESCORER_KAFKA_SSL_CAFILE"),
         topics=stack.topics,
     )
     client = settings.kafka_python_config()
@@ -98,7 +113,7 @@ def test_a_wrong_password_fails_at_once_with_a_clear_reason(
 ) -> None:
     stack = Stack(
         scram_broker.sasl_bootstrap_servers, f"s{uuid.uuid4().hex[:8]}", tmp_path,
-        extra_env=sasl_env("not-the-password"),
+        extra_env=sasl_env(scram_broker, "not-the-password"),
     )  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "rescorer", "worker"],
