@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +30,9 @@ SHIFT_PERSONA = "high_value_loyal"
 SHIFT_FACTOR = 0.2
 MALFORMED_RATE = 0.01
 PARTITIONS = 4
+DEMO_RETRAIN_PSI = 0.1
+TAIL_SECONDS = 40.0
+RETRAIN_SECONDS = 25.0
 
 
 def register(commands: Any) -> None:
@@ -39,7 +43,10 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--customers", type=int, default=2000, help="simulated customers")
     parser.add_argument(
-        "--out", type=Path, default=Path("demo-output"), help="models, report and logs go here"
+        "--out",
+        type=Path,
+        default=Path("demo-output"),
+        help="report and logs go here; its models/ and worker-data/ are replaced each run",
     )
     parser.add_argument(
         "--plain", action="store_true", help="progress lines instead of the live view"
@@ -100,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     clock = Clock(args.duration)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("models", "worker-data"):  # each demo starts from v1 with fresh state
+        shutil.rmtree(out / stale, ignore_errors=True)
     live_view = not args.plain and sys.stdout.isatty()
     with ExitStack() as stack:
         clock.step("providing a Kafka broker")
@@ -164,9 +173,11 @@ def run(args: argparse.Namespace) -> int:
             "RESCORER_DATA_DIR": str(out / "worker-data"),
             "RESCORER_STANDBY_REPLICAS": "0",
             "RESCORER_METRICS_PORT": str(metrics_port),
-            # A demo lasts minutes: judge drift often, and after seconds rather than minutes.
+            # A demo lasts minutes: judge drift often, after seconds rather than minutes,
+            # and at a PSI its 60 shifted days reach (production default: 0.25).
             "RESCORER_DRIFT_INTERVAL_SECONDS": "2",
             "RESCORER_RETRAIN_PSI_SUSTAIN_SECONDS": "10",
+            "RESCORER_RETRAIN_PSI": str(DEMO_RETRAIN_PSI),
         }
         worker_log = out / "worker.log"
         worker = _start_worker(env, worker_log)
@@ -200,7 +211,9 @@ def run(args: argparse.Namespace) -> int:
         }
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         scraped = 0.0
-        live_seconds = max(20.0, args.duration - clock.elapsed - 15.0)
+        # What is left after the live traffic: draining outputs and, when the worker
+        # asks for one, a retrain (about 10 s here).
+        live_seconds = max(20.0, args.duration - clock.elapsed - TAIL_SECONDS)
         stream = LiveStream(
             producer, topics.events, event_bodies(live), end,
             speedup=LIVE_DAYS * 86_400 / live_seconds, rate=2000.0,
@@ -254,7 +267,9 @@ def run(args: argparse.Namespace) -> int:
         if worker.poll() is not None:
             raise UsageError(f"the worker stopped during the demo; see {worker_log}")
         versions = f"v{model.version} (trained on the history, published)"
-        if view.retrain_requests:
+        if view.retrain_requests and args.duration - clock.elapsed < RETRAIN_SECONDS:
+            clock.step("the worker asked for a retrain; no time left for it in --duration")
+        elif view.retrain_requests:
             clock.step(
                 f"the worker asked for a retrain ({view.retrain_requests[0]}); "
                 "running rescorer retrain --from-kafka"

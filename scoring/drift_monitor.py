@@ -5,9 +5,10 @@ Three signals, all against what the model was trained on:
 - feature drift: PSI and binned Kolmogorov-Smirnov distance of each feature,
   live (a `FeatureWindow` of recently scored customers) against the model's
   reference distribution;
-- distance drift: River's ADWIN detector on each scored customer's distance
-  to the centroid it was assigned, in standardised units; a detection means
-  customers sit further from (or closer to) their segments than they did;
+- distance drift: River's ADWIN detector on the distance of each customer
+  scored on its own event to the centroid it was assigned, in standardised
+  units; a detection means buying customers sit further from (or closer to)
+  their segments than they did;
 - centroid drift: how far the online centroids moved from the baseline (read
   from the rescorer's shards, see `OnlineCentroids.drift`).
 """
@@ -70,13 +71,20 @@ class DriftMonitor:
         keys: list[str],
         raw: FloatArray,
         as_of_days: FloatArray,
-        distances: FloatArray,
+        distances: FloatArray | None,
     ) -> int:
-        """Take scored customers (raw RFM at `as_of_days`); return the new detections."""
+        """Take scored customers (raw RFM at `as_of_days`); return the new detections.
+
+        Pass `distances` only for customers scored because of their own events:
+        the sweep picks customers near a segment boundary, whose distances
+        differ by construction, and would make the detector alarm every day.
+        """
         if not keys:
             return 0
         last_purchase = as_of_days - raw[:, 0]
         self.window.update(partition, keys, np.column_stack([last_purchase, raw[:, 1:]]))
+        if distances is None:
+            return 0
         found = 0
         detector = self._detector
         for distance in distances.tolist():

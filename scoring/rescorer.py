@@ -95,6 +95,9 @@ class Scored:
     """When each row was evaluated, in days since the epoch."""
     distances: NDArray[np.float64]
     """Standardised distance of each row to the centroid it was assigned."""
+    by_event: bool
+    """Scored because of their own events (not picked by the sweep, which favours
+    customers near a boundary and so sees different distances)."""
 
 
 @dataclass
@@ -308,6 +311,7 @@ class Rescorer:
                 raw,
                 base / MICROS_PER_DAY,
                 distances[np.arange(len(scored)), chosen],
+                reason is ChangeReason.EVENT,
             )
         )
         for row, (key, record, as_of, vector) in enumerate(scored):

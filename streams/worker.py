@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import faust
@@ -337,7 +337,9 @@ class RescorerWorker:
                 )  # fmt: skip
         if self.monitor is not None:
             found = sum(
-                self.monitor.observe(s.partition, s.keys, s.raw, s.as_of_days, s.distances)
+                self.monitor.observe(
+                    s.partition, s.keys, s.raw, s.as_of_days, s.distances if s.by_event else None
+                )
                 for s in result.scored
             )
             if found:
@@ -423,7 +425,7 @@ class RescorerWorker:
         async with self.lock:
             rescorer, monitor = self.rescorer, self.monitor
             active = rescorer.active
-            period = to_micros(datetime.fromtimestamp(0, UTC) + rescorer.config.sweep_period)
+            period = rescorer.config.sweep_period // timedelta(microseconds=1)
             watermark_days: dict[int, float] = {}
             centroid_drift: dict[str, float] = {}
             for partition in sorted(self.owned):

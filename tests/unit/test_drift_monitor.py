@@ -143,3 +143,13 @@ def test_too_few_customers_are_no_evidence() -> None:
 def test_thresholds_are_checked() -> None:
     with pytest.raises(ValueError, match="positive"):
         RetrainThresholds(psi=0)
+
+
+def test_customers_picked_by_the_sweep_feed_the_window_but_not_the_detector() -> None:
+    rng = np.random.default_rng(4)
+    monitor = DriftMonitor(model_of(population(rng, 2_000)))
+    raw = population(rng, 5_000)
+    keys = [f"s{i}" for i in range(len(raw))]
+    assert monitor.observe(0, keys, raw, np.full(len(raw), DAY0), None) == 0
+    assert monitor.feature_drift({0: DAY0}).customers == 5_000
+    assert monitor.detections == 0

@@ -295,3 +295,14 @@ def test_due_time_look_ahead_makes_the_moves_of_a_daily_sweep_at_most_a_period_l
         for (_, _, late), (_, _, early) in zip(got, expected, strict=True):
             assert timedelta(0) <= late - early <= timedelta(days=2), customer
     assert ahead_swept <= daily_swept
+
+
+def test_scored_blocks_say_whether_an_event_or_the_sweep_scored_them() -> None:
+    h = Harness()
+    result = h.rescorer.process([(0, purchase("c", T0, 80.0))], h.lookup, T0)
+    h.records.update(result.records)
+    assert [(s.keys, s.by_event) for s in result.scored] == [(["c"], True)]
+    assert result.scored[0].distances.shape == (1,)
+    h.feed(purchase("other", T0 + timedelta(days=200)))
+    swept = h.rescorer.sweep(0, h.lookup, T0, 1000)
+    assert swept.scored and not any(s.by_event for s in swept.scored)
