@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from functools import cache
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticUndefined
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Contract(BaseModel):
@@ -40,3 +44,42 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128, strict=True)]
 """A non-empty identifier of at most 128 characters."""
 
 NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
+@cache
+def _layout(
+    cls: type[BaseModel],
+) -> tuple[tuple[str, ...], frozenset[str], dict[str, Any], frozenset[str]]:
+    """Field names in declaration order (and as a set), constant defaults, required names."""
+    defaults: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        if field.default_factory is not None:
+            raise TypeError(f"{cls.__name__}.{name} has a default factory; use model_construct")
+        if field.default is not PydanticUndefined:
+            defaults[name] = field.default
+    names = tuple(cls.model_fields)
+    return names, frozenset(names), defaults, frozenset(names) - defaults.keys()
+
+
+def trusted(cls: type[M], **values: Any) -> M:
+    """An instance of `cls` from values computed by our own code, without validation.
+
+    What `model_construct` does for these frozen, alias-free contracts, in a
+    fraction of its time (it walks every field's aliases on every call): the
+    hot path builds one change and one assignment per scored customer. Every
+    required field must be given; a test checks the result, and its JSON,
+    equal the validated ones.
+    """
+    names, known, defaults, required = _layout(cls)
+    if not (required.issubset(values) and known.issuperset(values)):
+        missing = sorted(required - values.keys())
+        unknown = sorted(values.keys() - known)
+        raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
+    model = cls.__new__(cls)
+    # The serializer writes fields in the order of __dict__: keep the declared one.
+    fields = {name: values[name] if name in values else defaults[name] for name in names}
+    object.__setattr__(model, "__dict__", fields)
+    object.__setattr__(model, "__pydantic_fields_set__", set(values))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model

@@ -6,9 +6,10 @@ are integer microseconds since the epoch (exact and cheap to parse).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from pydantic_core import from_json, to_json
 
 from scoring.customer_state import CustomerState
 
@@ -58,13 +59,13 @@ class CustomerRecord:
             "at": None if self.as_of is None else to_micros(self.as_of),
             "v": None if self.vector is None else list(self.vector),
         }
-        return json.dumps(body, separators=(",", ":")).encode()
+        return to_json(body)
 
     @classmethod
     def loads(cls, data: bytes | str) -> CustomerRecord:
         """Parse `dumps` output; `ValueError` for anything else."""
         try:
-            body = json.loads(data)
+            body = from_json(data)
             if body.get("f") != RECORD_FORMAT:
                 raise ValueError(f"unknown record format {body.get('f')!r}")
             state = CustomerState(

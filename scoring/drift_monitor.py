@@ -2,9 +2,9 @@
 
 Three signals, all against what the model was trained on:
 
-- feature drift: PSI and binned Kolmogorov-Smirnov distance of each feature,
-  live (a `FeatureWindow` of recently scored customers) against the model's
-  reference distribution;
+- feature drift: PSI and binned Kolmogorov-Smirnov distance of each feature
+  over the whole owned population (a `PopulationHistogram`, recency taken at
+  each partition's clock) against the model's reference distribution;
 - distance drift: River's ADWIN detector on the distance of each customer
   scored on its own event to the centroid it was assigned, in standardised
   units; a detection means buying customers sit further from (or closer to)
@@ -15,20 +15,17 @@ Three signals, all against what the model was trained on:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from numpy.typing import NDArray
 from river.drift import ADWIN
 
 from schemas.model import SegmentModel
 from schemas.segments import FEATURE_NAMES
-from scoring.drift import bin_counts, binned_ks, psi
-from scoring.feature_window import FeatureWindow
+from scoring.drift import binned_ks, psi
+from scoring.population import PopulationHistogram
+from scoring.rescorer import Scored
 
-FloatArray = NDArray[np.float64]
-DEFAULT_WINDOW = 100_000
 DEFAULT_ADWIN_DELTA = 0.002
 
 
@@ -42,74 +39,68 @@ class FeatureDrift:
 
 
 class DriftMonitor:
-    """Feature and distance drift for the customers one worker scores."""
+    """Feature and distance drift for the customers one worker owns."""
 
-    def __init__(
-        self,
-        model: SegmentModel,
-        window: int = DEFAULT_WINDOW,
-        adwin_delta: float = DEFAULT_ADWIN_DELTA,
-    ) -> None:
-        self.window = FeatureWindow(window, model.features.window_days)
+    def __init__(self, model: SegmentModel, adwin_delta: float = DEFAULT_ADWIN_DELTA) -> None:
         self.adwin_delta = adwin_delta
         self.detections = 0
-        self._detector = ADWIN(delta=adwin_delta)  # type: ignore[no-untyped-call]
         self.set_model(model)
 
     def set_model(self, model: SegmentModel) -> None:
-        """Compare against a new model from now on: the window and detector start afresh."""
+        """Compare against a new model from now on.
+
+        Its reference bins differ, so the population must be rebuilt (`rebuild`
+        per owned partition); the distance detector starts afresh.
+        """
         self.reference = {
             name: (model.reference[name].bin_edges, model.reference[name].proportions)
             for name in FEATURE_NAMES
         }
-        self.window = FeatureWindow(self.window.capacity, model.features.window_days)
+        edges = [self.reference[name][0] for name in FEATURE_NAMES]
+        self.population = PopulationHistogram(*edges)
         self._detector = ADWIN(delta=self.adwin_delta)  # type: ignore[no-untyped-call]
 
-    def observe(
-        self,
-        partition: int,
-        keys: list[str],
-        raw: FloatArray,
-        as_of_days: FloatArray,
-        distances: FloatArray | None,
-    ) -> int:
-        """Take scored customers (raw RFM at `as_of_days`); return the new detections.
+    def observe(self, scored: Scored) -> int:
+        """Take one block of scored customers; return the new distance detections.
 
-        Pass `distances` only for customers scored because of their own events:
+        Only customers scored because of their own events feed the detector:
         the sweep picks customers near a segment boundary, whose distances
-        differ by construction, and would make the detector alarm every day.
+        differ by construction, and would make it alarm every day.
         """
-        if not keys:
-            return 0
-        last_purchase = as_of_days - raw[:, 0]
-        self.window.update(partition, keys, np.column_stack([last_purchase, raw[:, 1:]]))
-        if distances is None:
+        self.population.update(
+            scored.partition, scored.before_as_of, scored.before, scored.as_of, scored.raw
+        )
+        if not scored.by_event:
             return 0
         found = 0
         detector = self._detector
-        for distance in distances.tolist():
+        for distance in scored.distances.tolist():
             detector.update(distance)  # type: ignore[no-untyped-call]
             if detector.drift_detected:
                 found += 1
         self.detections += found
         return found
 
+    def rebuild(self, partition: int, evaluations: Iterable[tuple[int, Sequence[float]]]) -> None:
+        """A partition's population from its records' (as_of micros, vector) pairs."""
+        self.population.rebuild(partition, evaluations)
+
     def drop_partition(self, partition: int) -> None:
         """Forget a partition this worker gave up."""
-        self.window.drop_partition(partition)
+        self.population.drop(partition)
 
-    def feature_drift(self, watermark_days: Mapping[int, float]) -> FeatureDrift:
-        """PSI and KS per feature of the window at the current watermarks."""
-        live = self.window.features(watermark_days)
+    def feature_drift(self, clocks: Mapping[int, int]) -> FeatureDrift:
+        """PSI and KS per feature over the population, recency at each partition's clock."""
+        counts = self.population.counts(clocks)
         psis: dict[str, float] = {}
         kss: dict[str, float] = {}
-        for column, name in enumerate(FEATURE_NAMES):
-            edges, expected = self.reference[name]
-            counts = bin_counts(live[:, column], edges)
-            total = counts.sum()
-            if total == 0:
-                continue
-            actual = (counts / total).tolist()
+        if counts.customers == 0:
+            return FeatureDrift(psis, kss, 0)
+        for name, binned in zip(
+            FEATURE_NAMES, (counts.recency, counts.frequency, counts.monetary), strict=True
+        ):
+            _, expected = self.reference[name]
+            actual = (binned / max(1, int(binned.sum()))).tolist()
             psis[name] = psi(expected, actual)
             kss[name] = binned_ks(expected, actual)
-        return FeatureDrift(psis, kss, len(live))
+        return FeatureDrift(psis, kss, counts.customers)

@@ -9,7 +9,10 @@ skipped when popped and the heap is rebuilt when they outnumber live ones.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable
+
+_HOUR = 3_600_000_000  # microseconds
 
 
 class DueIndex:
@@ -26,6 +29,8 @@ class DueIndex:
     def __init__(self) -> None:
         self._heap: list[tuple[int, str]] = []
         self._due: dict[str, int] = {}
+        self._hours: Counter[int] = Counter()
+        """Live keys per hour of due time, for `count_before`."""
 
     def __len__(self) -> int:
         return len(self._due)
@@ -39,14 +44,28 @@ class DueIndex:
 
     def schedule(self, key: str, due: int) -> None:
         """(Re)schedule `key`; the latest call wins."""
+        old = self._due.get(key)
+        if old is not None:
+            self._uncount(old)
         self._due[key] = due
+        self._hours[due // _HOUR] += 1
         heapq.heappush(self._heap, (due, key))
         if len(self._heap) > 2 * len(self._due) + 1024:
             self._rebuild()
 
     def remove(self, key: str) -> None:
         """Forget `key` (its heap entry becomes stale)."""
-        self._due.pop(key, None)
+        old = self._due.pop(key, None)
+        if old is not None:
+            self._uncount(old)
+
+    def _uncount(self, due: int) -> None:
+        hour = due // _HOUR
+        left = self._hours[hour] - 1
+        if left:
+            self._hours[hour] = left
+        else:
+            del self._hours[hour]
 
     def pop_due(self, now: int, limit: int) -> list[str]:
         """Up to `limit` keys due at or before `now`, earliest first, unscheduled."""
@@ -56,6 +75,7 @@ class DueIndex:
             due, key = heapq.heappop(heap)
             if self._due.get(key) == due:
                 del self._due[key]
+                self._uncount(due)
                 out.append(key)
         return out
 
@@ -68,11 +88,17 @@ class DueIndex:
     def reschedule_all(self, due: int) -> None:
         """Make every scheduled key due at `due` (after a model change)."""
         self._due = dict.fromkeys(self._due, due)
+        self._hours = Counter({due // _HOUR: len(self._due)}) if self._due else Counter()
         self._rebuild()
 
     def count_before(self, when: int) -> int:
-        """How many keys are due strictly before `when` (a scan: for metrics, not hot paths)."""
-        return sum(1 for due in self._due.values() if due < when)
+        """How many keys are due before `when`, to within an hour (cheap: for metrics).
+
+        Counts keys whose due hour ends at or before `when`: everything due
+        more than an hour before it, nothing due after it.
+        """
+        limit = when // _HOUR
+        return sum(n for hour, n in self._hours.items() if hour < limit)
 
     def keys(self) -> Iterable[str]:
         """Every scheduled key."""

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from schemas._base import trusted
 from schemas.events import CustomerEvent, EventType
 from schemas.model import SegmentModel
 from schemas.segments import (
@@ -34,7 +35,7 @@ from scoring.due_index import DueIndex
 from scoring.hysteresis import DEFAULT_MARGIN, choose_many
 from scoring.online_clusters import DEFAULT_LEARNING_RATE, OnlineCentroids
 from scoring.rfm import MICROS_PER_DAY, day_number, first_window_day
-from scoring.space import ModelSpace, pairwise_distances
+from scoring.space import ModelSpace, rowwise_distances
 
 Clock = Literal["event", "wall"]
 Lookup = Callable[[str, int], CustomerRecord | None]
@@ -85,19 +86,27 @@ class Shard:
 
 @dataclass(frozen=True)
 class Scored:
-    """Customers of one partition scored together, for drift monitoring."""
+    """Customers of one partition scored together, for drift monitoring.
+
+    ``before`` and ``before_as_of`` hold what the previous evaluation of the
+    customers that had one found, so a population histogram can swap the old
+    contribution for the new one.
+    """
 
     partition: int
-    keys: list[str]
     raw: NDArray[np.float64]
     """RFM features, shape (n, 3)."""
-    as_of_days: NDArray[np.float64]
-    """When each row was evaluated, in days since the epoch."""
+    as_of: NDArray[np.int64]
+    """When each row was evaluated, in microseconds since the epoch."""
     distances: NDArray[np.float64]
     """Standardised distance of each row to the centroid it was assigned."""
     by_event: bool
     """Scored because of their own events (not picked by the sweep, which favours
     customers near a boundary and so sees different distances)."""
+    before: NDArray[np.float64]
+    """The previous evaluation's features, one row per customer that had one."""
+    before_as_of: NDArray[np.int64]
+    """When those previous evaluations were made (microseconds since the epoch)."""
 
 
 @dataclass
@@ -232,43 +241,54 @@ class Rescorer:
                 touched[key] = record
                 record.trigger_event_id = event.event_id
             result.counts["too_old" if too_old else "applied" if changed else "duplicate"] += 1
-        by_partition: dict[int, list[tuple[str, CustomerRecord]]] = {}
-        for key, record in touched.items():
-            by_partition.setdefault(record.partition, []).append((key, record))
-        for partition, items in by_partition.items():
-            self._evaluate(partition, items, ChangeReason.EVENT, now, result, always_emit=True)
+        if touched:
+            self._evaluate(list(touched.items()), ChangeReason.EVENT, now, result, always_emit=True)
         return result
+
+    def has_due(self, partition: int, now: datetime) -> bool:
+        """Whether `partition` has customers the sweep should re-score at its clock."""
+        shard = self.shards.get(partition)
+        if shard is None:
+            return False
+        clock = now if self.config.clock == "wall" else shard.watermark
+        due = shard.due.next_due()
+        return clock is not None and due is not None and due <= to_micros(clock)
 
     def sweep(self, partition: int, lookup: Lookup, now: datetime, limit: int) -> Rescored:
         """Re-score up to `limit` customers of `partition` whose due time has passed."""
+        return self.sweep_round([partition], lookup, now, limit)
+
+    def sweep_round(
+        self, partitions: Sequence[int], lookup: Lookup, now: datetime, limit: int
+    ) -> Rescored:
+        """Re-score up to `limit` due customers of each of `partitions`, in one pass."""
         result = Rescored()
-        shard = self.shards.get(partition)
-        if shard is None:
-            return result
-        if self.config.clock == "wall":
-            shard.watermark = now
-        if shard.watermark is None:
-            return result
         items: list[tuple[str, CustomerRecord]] = []
         pruned: set[str] = set()
-        for key in shard.due.pop_due(to_micros(shard.watermark), limit):
-            record = lookup(key, partition)
-            if record is None or record.partition != partition:
+        for partition in partitions:
+            shard = self.shards.get(partition)
+            if shard is None:
                 continue
-            if record.state.prune(max(shard.watermark, record.as_of or shard.watermark)):
-                pruned.add(key)
-            items.append((key, record))
+            if self.config.clock == "wall":
+                shard.watermark = now
+            if shard.watermark is None:
+                continue
+            for key in shard.due.pop_due(to_micros(shard.watermark), limit):
+                record = lookup(key, partition)
+                if record is None or record.partition != partition:
+                    continue
+                if record.state.prune(max(shard.watermark, record.as_of or shard.watermark)):
+                    pruned.add(key)
+                items.append((key, record))
         result.counts["swept"] += len(items)
         if items:
             self._evaluate(
-                partition, items, ChangeReason.RECENCY, now, result, always_emit=False,
-                dirty=pruned,
-            )  # fmt: skip
+                items, ChangeReason.RECENCY, now, result, always_emit=False, dirty=pruned
+            )
         return result
 
     def _evaluate(
         self,
-        partition: int,
         items: list[tuple[str, CustomerRecord]],
         reason: ChangeReason,
         now: datetime,
@@ -277,23 +297,39 @@ class Rescorer:
         always_emit: bool,
         dirty: set[str] | None = None,
     ) -> None:
-        shard = self.shard(partition)
+        """Score customers of any owned partitions in one vectorised pass.
+
+        Each row is scored against its own partition's online centroids
+        (gathered per row), so one pass serves a batch spanning partitions;
+        each partition then learns from its own rows.
+        """
         active = self.active
-        watermark = shard.watermark
-        assert watermark is not None  # noqa: S101 - set before any evaluation
+        shards: list[tuple[int, Shard]] = []
+        slot_of: dict[int, int] = {}
         scored: list[tuple[str, CustomerRecord, datetime, tuple[float, int, float]]] = []
+        owners: list[int] = []
         for key, record in items:
+            slot = slot_of.get(record.partition)
+            if slot is None:
+                slot = slot_of[record.partition] = len(shards)
+                shards.append((record.partition, self.shard(record.partition)))
+            watermark = shards[slot][1].watermark
+            assert watermark is not None  # noqa: S101 - set before any evaluation
             as_of = watermark if record.as_of is None or record.as_of < watermark else record.as_of
             vector = record.state.vector(as_of)
             if vector is None:  # no purchase yet: remember the state, assign nothing
                 result.records[key] = record
                 continue
             scored.append((key, record, as_of, vector))
+            owners.append(slot)
         if not scored:
             return
+        n = len(scored)
+        owner = np.asarray(owners, dtype=np.int64)
+        centroids = np.stack([shard.centroids.centroids() for _, shard in shards])
         raw = np.asarray([v for _, _, _, v in scored], dtype=np.float64)
         embedded = active.space.embed(raw)
-        distances = pairwise_distances(embedded, shard.centroids.centroids())
+        distances = rowwise_distances(embedded, centroids[owner])
         current = np.asarray(
             [
                 -1 if r.segment_id is None else active.index_of.get(r.segment_id, -1)
@@ -303,25 +339,43 @@ class Rescorer:
         )
         chosen = choose_many(distances, current, self.config.margin)
         base = np.asarray([to_micros(a) for _, _, a, _ in scored], dtype=np.int64)
-        due = self._next_due(shard, raw, chosen, base)
-        result.scored.append(
-            Scored(
-                partition,
-                [key for key, _, _, _ in scored],
-                raw,
-                base / MICROS_PER_DAY,
-                distances[np.arange(len(scored)), chosen],
-                reason is ChangeReason.EVENT,
+        due = self._next_due(centroids, owner, raw, chosen, base)
+        had = np.asarray([r.vector is not None and r.as_of is not None for _, r, _, _ in scored])
+        before = np.zeros((n, 3), dtype=np.float64)
+        before_as_of = np.zeros(n, dtype=np.int64)
+        for row in np.flatnonzero(had).tolist():
+            record = scored[row][1]
+            before[row] = record.vector
+            before_as_of[row] = to_micros(record.as_of)  # type: ignore[arg-type]
+        assigned = distances[np.arange(n), chosen]
+        by_event = reason is ChangeReason.EVENT
+        masks = [owner == slot for slot in range(len(shards))]
+        for (partition, _), mask in zip(shards, masks, strict=True):
+            kept = mask & had
+            result.scored.append(
+                Scored(
+                    partition,
+                    raw[mask],
+                    base[mask],
+                    assigned[mask],
+                    by_event,
+                    before[kept],
+                    before_as_of[kept],
+                )
             )
-        )
         for row, (key, record, as_of, vector) in enumerate(scored):
+            shard = shards[owners[row]][1]
             index = int(chosen[row])
             segment_id = active.space.segment_ids[index]
             model_changed = record.model_version != active.version
             moved = record.segment_id != segment_id
-            features = RfmFeatures.model_construct(
-                recency_days=vector[0], frequency=vector[1], monetary=vector[2]
-            )
+            previous = record.vector
+            material = moved or model_changed or previous is None or previous[1:] != vector[1:]
+            emit = always_emit or material
+            if moved or emit:
+                features = trusted(
+                    RfmFeatures, recency_days=vector[0], frequency=vector[1], monetary=vector[2]
+                )
             if moved:
                 why = (
                     ChangeReason.MODEL_UPDATE
@@ -329,7 +383,8 @@ class Rescorer:
                     else reason
                 )
                 result.changes.append(
-                    SegmentChange.model_construct(
+                    trusted(
+                        SegmentChange,
                         customer_id=key,
                         previous_segment_id=record.segment_id,
                         segment_id=segment_id,
@@ -339,16 +394,13 @@ class Rescorer:
                         features=features,
                         as_of=as_of,
                         emitted_at=now,
-                        trigger_event_id=record.trigger_event_id
-                        if reason is ChangeReason.EVENT
-                        else None,
+                        trigger_event_id=record.trigger_event_id if by_event else None,
                     )
                 )
-            previous = record.vector
-            material = moved or model_changed or previous is None or previous[1:] != vector[1:]
-            if always_emit or material:
+            if emit:
                 result.assignments.append(
-                    SegmentAssignment.model_construct(
+                    trusted(
+                        SegmentAssignment,
                         customer_id=key,
                         segment_id=segment_id,
                         segment_name=active.names[index],
@@ -364,18 +416,20 @@ class Rescorer:
             record.trigger_event_id = None
             # A sweep that only moved the clock forward needs no write: after a
             # restart the customer is simply due a little earlier.
-            if always_emit or material or (dirty is not None and key in dirty):
+            if emit or (dirty is not None and key in dirty):
                 result.records[key] = record
             expiry = record.state.next_expiry()
             next_due = int(due[row])
             if expiry is not None:
                 next_due = min(next_due, expiry * MICROS_PER_DAY)
             shard.due.schedule(key, next_due)
-        shard.centroids.learn_many(embedded)
+        for (_, shard), mask in zip(shards, masks, strict=True):
+            shard.centroids.learn_many(embedded[mask])
 
     def _next_due(
         self,
-        shard: Shard,
+        centroids: NDArray[np.float64],
+        owner: NDArray[np.int64],
         raw: NDArray[np.float64],
         chosen: NDArray[np.int64],
         base: NDArray[np.int64],
@@ -387,12 +441,12 @@ class Rescorer:
         period at a time up to the recheck period, the first step at which the
         hysteresis decision would differ is when the customer is due: a move
         is made at most one sweep period late, and customers far from any
-        boundary cost nothing until their recheck.
+        boundary cost nothing until their recheck. Each row looks ahead
+        against its own partition's centroids (``centroids[owner]``).
         """
         step = self.config.sweep_period / timedelta(days=1)
         horizon = max(1, math.ceil(self.config.recheck_period / self.config.sweep_period))
         offsets = step * np.arange(1, horizon + 1, dtype=np.float64)
-        centroids = shard.centroids.centroids()
         space = self.active.space
         n = len(raw)
         steps = np.full(n, horizon - 1, dtype=np.int64)
@@ -401,7 +455,8 @@ class Rescorer:
             m = len(part)
             future = np.repeat(part[:, None, :], horizon, axis=1)
             future[:, :, 0] += offsets[None, :]
-            distances = pairwise_distances(space.embed(future.reshape(-1, 3)), centroids)
+            owners = np.repeat(owner[start : start + m], horizon)
+            distances = rowwise_distances(space.embed(future.reshape(-1, 3)), centroids[owners])
             current = np.repeat(chosen[start : start + m], horizon)
             decided = choose_many(distances, current, self.config.margin).reshape(m, horizon)
             differs = decided != chosen[start : start + m, None]

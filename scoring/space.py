@@ -44,6 +44,13 @@ def pairwise_distances(rows: FloatArray, centroids: FloatArray) -> FloatArray:
     return np.sqrt(squared)
 
 
+def rowwise_distances(rows: FloatArray, centroids: FloatArray) -> FloatArray:
+    """Euclidean distance of each row (n, d) to each of its own centroids (n, k, d): (n, k)."""
+    diff = centroids - rows[:, None, :]
+    squared: FloatArray = np.einsum("nkd,nkd->nk", diff, diff)
+    return np.sqrt(squared)
+
+
 @dataclass(frozen=True)
 class ModelSpace:
     """Transforms, scaler and centroids of one model, as arrays."""

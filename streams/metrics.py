@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, start_http_server
 from prometheus_client import Counter as PromCounter
 
@@ -129,9 +131,9 @@ class WorkerMetrics:
             "rescorer_drift_detections_total",
             "ADWIN detections on customers' distance to their centroid", registry=r,
         )  # fmt: skip
-        self.input_resyncs = PromCounter(
-            "rescorer_input_resyncs_total",
-            "Times a partition was re-read from its last processed offset after a gap",
+        self.input_gaps = PromCounter(
+            "rescorer_input_offset_gaps_total",
+            "Jumps over input offsets that hold no records (transaction markers, compaction)",
             registry=r,
         )  # fmt: skip
         self.retrain_requests = PromCounter(
@@ -152,21 +154,30 @@ class WorkerMetrics:
         if counts.get("swept"):
             self.swept.inc(counts["swept"])
 
+    def observe_latency(self, clock: str, seconds: Sequence[float]) -> None:
+        """Observe a batch's latencies (negative ones, from clock skew, count as 0)."""
+        observe_many(self.latency.labels(clock), np.maximum(np.asarray(seconds), 0.0))
+
     def changed(self, changes: Iterable[SegmentChange], partition_of: Mapping[str, int]) -> None:
         """Count changes and move customers between segment populations."""
+        moves: Counter[tuple[int | None, int, str, str, int]] = Counter()
         for change in changes:
-            before = change.previous_segment_id
-            self.changes.labels(
-                "none" if before is None else self.name(before),
-                change.segment_name,
-                change.reason.value,
-            ).inc()
-            population = self._population.setdefault(
-                partition_of.get(change.customer_id, -1), Counter()
+            moves[
+                (
+                    change.previous_segment_id, change.segment_id, change.segment_name,
+                    change.reason.value, partition_of.get(change.customer_id, -1),
+                )
+            ] += 1  # fmt: skip
+        if not moves:
+            return
+        for (before, after, name, reason, partition), n in moves.items():
+            self.changes.labels("none" if before is None else self.name(before), name, reason).inc(
+                n
             )
+            population = self._population.setdefault(partition, Counter())
             if before is not None:
-                population[before] -= 1
-            population[change.segment_id] += 1
+                population[before] -= n
+            population[after] += n
         self._publish()
 
     def set_model(self, version: int, created_at: float, names: Mapping[int, str]) -> None:
@@ -231,3 +242,21 @@ class WorkerMetrics:
         self.population.clear()
         for segment_id, value in total.items():
             self.population.labels(self.name(segment_id)).set(value)
+
+
+def observe_many(histogram: Histogram, values: NDArray[np.float64]) -> None:
+    """`histogram.observe` for every value, in one pass per bucket instead of per value.
+
+    prometheus-client keeps one counter per bucket (made cumulative when
+    scraped) and a sum; a batch of thousands of latencies is counted per
+    bucket with numpy and added in a single increment each. A test checks
+    the exposition equals observing one value at a time.
+    """
+    if not len(values):
+        return
+    bounds = np.asarray(histogram._upper_bounds, dtype=np.float64)
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    histogram._sum.inc(float(values.sum()))
+    for bucket, n in zip(histogram._buckets, counts.tolist(), strict=False):
+        if n:
+            bucket.inc(n)

@@ -11,11 +11,12 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from schemas.settings import RescorerSettings
-from scoring.drift_monitor import DEFAULT_ADWIN_DELTA, DEFAULT_WINDOW
+from scoring.drift_monitor import DEFAULT_ADWIN_DELTA
 from scoring.hysteresis import DEFAULT_MARGIN
 from scoring.online_clusters import DEFAULT_LEARNING_RATE
 from scoring.rescorer import RescoreConfig
 from scoring.retrain_policy import RetrainThresholds
+from scoring.sweep_slices import DEFAULT_BUDGET_SECONDS
 
 _DEFAULT_THRESHOLDS = RetrainThresholds()
 
@@ -33,13 +34,10 @@ class WorkerSettings(RescorerSettings):
     learning_rate: Annotated[float, Field(ge=0.0, le=1.0)] = DEFAULT_LEARNING_RATE
     sweep_period_hours: Annotated[float, Field(gt=0.0)] = 24.0
     recheck_days: Annotated[float, Field(gt=0.0)] = 30.0
-    sweep_interval_seconds: Annotated[float, Field(gt=0.0)] = 1.0
-    sweep_max_per_tick: Annotated[int, Field(ge=1)] = 20_000
     clock: Literal["event", "wall"] = "event"
-    batch_max_events: Annotated[int, Field(ge=1)] = 2_000
+    sweep_slice_seconds: Annotated[float, Field(gt=0.0)] = DEFAULT_BUDGET_SECONDS
+    batch_max_events: Annotated[int, Field(ge=1)] = 10_000
     batch_within_seconds: Annotated[float, Field(gt=0.0)] = 0.05
-    max_poll_records: Annotated[int, Field(ge=1)] = 5_000
-    stream_buffer_size: Annotated[int, Field(ge=1)] = 16_384
     model_poll_seconds: Annotated[float, Field(gt=0.0)] = 1.0
     commit_interval_seconds: Annotated[float, Field(gt=0.0)] = 1.0
     session_timeout_seconds: Annotated[float, Field(ge=6.0)] = 30.0
@@ -47,7 +45,6 @@ class WorkerSettings(RescorerSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     drift_interval_seconds: Annotated[float, Field(gt=0.0)] = 15.0
-    drift_window_customers: Annotated[int, Field(ge=1)] = DEFAULT_WINDOW
     drift_max_lag_events: Annotated[int, Field(ge=0)] = 10_000
     drift_adwin_delta: Annotated[float, Field(gt=0.0, lt=1.0)] = DEFAULT_ADWIN_DELTA
     retrain_psi: Annotated[float, Field(gt=0.0)] = _DEFAULT_THRESHOLDS.psi

@@ -57,7 +57,6 @@ class Stack:
             "RESCORER_PARTITIONS": str(self.partitions),
             "RESCORER_MODEL_DIR": str(self.workdir / "no-models"),
             "RESCORER_DATA_DIR": str(self.workdir / f"data-{name}"),
-            "RESCORER_SWEEP_INTERVAL_SECONDS": "0.5",
             "RESCORER_BATCH_WITHIN_SECONDS": "0.02",
             "RESCORER_SESSION_TIMEOUT_SECONDS": "6",
             "RESCORER_COMMIT_INTERVAL_SECONDS": "0.5",

@@ -225,3 +225,24 @@ def test_reference_distribution_rejections(
     data["reference"] = {**data["reference"], "monetary": bad}
     with pytest.raises(ModelRejected, match=message):
         load_segment_model(json.dumps(data))
+
+
+def test_trusted_construction_equals_validation_for_the_hot_path_contracts() -> None:
+    from schemas._base import trusted
+    from schemas.segments import ChangeReason, RfmFeatures, SegmentAssignment, SegmentChange
+
+    at = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    features = {"recency_days": 2.5, "frequency": 3, "monetary": 99.5}
+    fast = trusted(RfmFeatures, **features)
+    assert fast == RfmFeatures.model_validate(features)
+    assignment = {"customer_id": "c1", "segment_id": 2, "segment_name": "Loyal",
+                  "model_version": 4, "features": fast, "as_of": at}  # fmt: skip
+    built = trusted(SegmentAssignment, **assignment)
+    checked = SegmentAssignment.model_validate(assignment)
+    assert built == checked and built.model_dump_json() == checked.model_dump_json()
+    change = {**assignment, "previous_segment_id": None, "reason": ChangeReason.EVENT,
+              "emitted_at": at, "trigger_event_id": "e9"}  # fmt: skip
+    built_change = trusted(SegmentChange, **change)
+    assert built_change.model_dump_json() == SegmentChange.model_validate(change).model_dump_json()
+    with pytest.raises(TypeError, match=r"missing \['customer_id'\]"):
+        trusted(SegmentAssignment, **{k: v for k, v in assignment.items() if k != "customer_id"})

@@ -1,4 +1,4 @@
-"""Feature window, drift statistics, the distance detector and the retrain policy."""
+"""Population histograms, drift statistics, the distance detector and the retrain policy."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from schemas.model import ReferenceDistribution, SegmentModel
 from schemas.segments import FEATURE_NAMES
 from scoring.drift import proportions, reference_edges
 from scoring.drift_monitor import DriftMonitor, FeatureDrift
-from scoring.feature_window import FeatureWindow
+from scoring.population import PopulationHistogram
+from scoring.rescorer import Scored
 from scoring.retrain_policy import RetrainPolicy, RetrainThresholds
+from scoring.rfm import MICROS_PER_DAY
 from tests.unit.toy_model import toy_model
 
 DAY0 = 20_000.0  # days since the epoch
@@ -33,68 +35,127 @@ def model_of(sample: np.ndarray) -> SegmentModel:
     return toy_model().model_copy(update={"reference": reference})
 
 
-def observe(monitor: DriftMonitor, raw: np.ndarray, distances: np.ndarray, start: int = 0) -> int:
-    keys = [f"c{start + i}" for i in range(len(raw))]
-    return monitor.observe(0, keys, raw, np.full(len(raw), DAY0), distances)
+def scored(
+    raw: np.ndarray,
+    distances: np.ndarray | None = None,
+    *,
+    partition: int = 0,
+    day: float = DAY0,
+    before: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Scored:
+    n = len(raw)
+    as_of = np.full(n, int(day * MICROS_PER_DAY), dtype=np.int64)
+    old_raw, old_as_of = before if before is not None else (np.zeros((0, 3)), np.zeros(0, np.int64))
+    return Scored(
+        partition, raw, as_of, np.ones(n) if distances is None else distances,
+        distances is not None, old_raw, old_as_of,
+    )  # fmt: skip
 
 
-def test_the_window_keeps_the_latest_scoring_of_each_customer_and_evicts_the_oldest() -> None:
-    window = FeatureWindow(capacity=3, window_days=365)
-    window.update(0, ["a", "b", "c"], np.array([[DAY0, 1, 10], [DAY0, 2, 20], [DAY0, 3, 30]]))
-    window.update(0, ["a"], np.array([[DAY0 + 5, 4, 40]]))  # "a" again: now the newest
-    window.update(1, ["d"], np.array([[DAY0, 5, 50]]))  # evicts "b", scored longest ago
-    got = window.features({0: DAY0 + 10, 1: DAY0 + 2})
-    assert sorted(map(tuple, got.tolist())) == [
-        (2.0, 5.0, 50.0),
-        (5.0, 4.0, 40.0),
-        (10.0, 3.0, 30.0),
-    ]
-    window.drop_partition(0)
-    assert window.features({0: DAY0 + 10, 1: DAY0 + 2}).tolist() == [[2.0, 5.0, 50.0]]
+def observe(monitor: DriftMonitor, raw: np.ndarray, distances: np.ndarray) -> int:
+    return monitor.observe(scored(raw, distances))
 
 
-def test_customers_outside_the_rfm_window_or_without_a_clock_are_left_out() -> None:
-    window = FeatureWindow(capacity=10, window_days=30)
-    window.update(0, ["old", "new"], np.array([[DAY0, 1, 1], [DAY0 + 20, 1, 1]]))
-    window.update(1, ["elsewhere"], np.array([[DAY0, 1, 1]]))
-    assert window.features({0: DAY0 + 40}).tolist() == [[20.0, 1.0, 1.0]]
+def clock(day: float = DAY0) -> dict[int, int]:
+    return {0: int(day * MICROS_PER_DAY)}
+
+
+def test_recency_is_taken_at_the_clock_and_re_evaluations_replace_contributions() -> None:
+    h = PopulationHistogram([0.0, 5.0, 50.0, 500.0], [0.0, 2.0, 99.0], [0.0, 10.0, 99.0])
+    micros = int(DAY0 * MICROS_PER_DAY)
+    first = np.array([[1.0, 1.0, 5.0], [2.0, 3.0, 50.0]])
+    h.update(0, None, None, np.full(2, micros), first)
+    counts = h.counts({0: micros + 10 * MICROS_PER_DAY})  # recency now 11 and 12 days
+    assert counts.recency.tolist() == [0, 2, 0] and counts.customers == 2
+    assert counts.frequency.tolist() == [1, 1] and counts.monetary.tolist() == [1, 1]
+    later = micros + 2 * MICROS_PER_DAY  # the first customer bought again: recency 0
+    h.update(0, np.array([micros]), first[:1], np.array([later]), np.array([[0.0, 4.0, 60.0]]))
+    counts = h.counts({0: later})
+    assert counts.recency.tolist() == [2, 0, 0] and counts.customers == 2
+    assert counts.frequency.tolist() == [0, 2] and counts.monetary.tolist() == [0, 2]
+    assert h.counts({}).customers == 0  # no clock, no reading
+
+
+def test_an_incrementally_kept_population_equals_one_rebuilt_from_the_final_records() -> None:
+    rng = np.random.default_rng(11)
+    edges = ([0.0, 3.0, 30.0, 300.0], [0.0, 1.5, 4.0, 50.0], [0.0, 20.0, 200.0, 2e4])
+    kept = PopulationHistogram(*edges)
+    latest: dict[int, tuple[int, list[float]]] = {}
+    for _ in range(300):
+        who = rng.choice(50, size=8, replace=False)
+        as_of = (DAY0 + rng.uniform(0, 400, size=8)) * MICROS_PER_DAY
+        raw = np.column_stack(
+            [rng.uniform(0, 200, 8), rng.integers(0, 9, 8), rng.uniform(0, 900, 8)]
+        )
+        had = [c for c in who if c in latest]
+        before = np.array([latest[c][1] for c in had]).reshape(-1, 3)
+        before_as_of = np.array([latest[c][0] for c in had], dtype=np.int64)
+        kept.update(0, before_as_of, before, as_of.astype(np.int64), raw)
+        for c, a, r in zip(who, as_of.astype(np.int64), raw, strict=True):
+            latest[int(c)] = (int(a), r.tolist())
+    rebuilt = PopulationHistogram(*edges)
+    rebuilt.rebuild(0, latest.values())
+    at = {0: int((DAY0 + 500) * MICROS_PER_DAY)}
+    for a, b in zip(
+        dataclass_values(kept.counts(at)), dataclass_values(rebuilt.counts(at)), strict=True
+    ):
+        assert np.array_equal(a, b)
+    kept.drop(0)
+    assert kept.counts(at).customers == 0
+
+
+def dataclass_values(counts: object) -> list[object]:
+    return [getattr(counts, f) for f in ("recency", "frequency", "monetary", "customers")]
 
 
 def test_live_data_like_the_reference_shows_no_drift_and_a_recency_shift_does() -> None:
     rng = np.random.default_rng(7)
-    monitor = DriftMonitor(model_of(population(rng, 20_000)), window=10_000)
-    observe(monitor, population(rng, 10_000), rng.normal(1.0, 0.2, 10_000))
-    steady = monitor.feature_drift({0: DAY0})
+    monitor = DriftMonitor(model_of(population(rng, 20_000)))
+    live = population(rng, 10_000)
+    monitor.observe(scored(live))
+    steady = monitor.feature_drift(clock())
     assert steady.customers == 10_000
     assert max(steady.psi.values()) < 0.05
     assert max(steady.ks.values()) < 0.05
 
-    lapsed = population(rng, 10_000, recency_scale=120.0)  # replaces the whole window
-    observe(monitor, lapsed, rng.normal(1.0, 0.2, 10_000), start=10_000)
-    shifted = monitor.feature_drift({0: DAY0})
+    as_of = np.full(len(live), int(DAY0 * MICROS_PER_DAY), dtype=np.int64)
+    lapsed = population(rng, 10_000, recency_scale=120.0)  # the same customers, lapsing
+    monitor.observe(scored(lapsed, before=(live, as_of)))
+    shifted = monitor.feature_drift(clock())
+    assert shifted.customers == 10_000
     assert shifted.psi["recency_days"] > 0.25
     assert shifted.ks["recency_days"] > steady.ks["recency_days"]
     assert shifted.psi["frequency"] < 0.05
+
+
+def test_time_passing_without_events_shows_as_recency_drift() -> None:
+    rng = np.random.default_rng(8)
+    sample = population(rng, 20_000)
+    monitor = DriftMonitor(model_of(sample))
+    monitor.observe(scored(sample))
+    assert monitor.feature_drift(clock()).psi["recency_days"] < 0.01
+    assert monitor.feature_drift(clock(DAY0 + 90)).psi["recency_days"] > 0.25
 
 
 def test_the_detector_stays_quiet_on_stable_distances_and_fires_when_they_grow() -> None:
     rng = np.random.default_rng(3)
     monitor = DriftMonitor(model_of(population(rng, 5_000)))
     assert observe(monitor, population(rng, 20_000), np.abs(rng.normal(1.0, 0.3, 20_000))) == 0
-    found = observe(
-        monitor, population(rng, 20_000), np.abs(rng.normal(1.6, 0.3, 20_000)), start=20_000
-    )
+    found = observe(monitor, population(rng, 20_000), np.abs(rng.normal(1.6, 0.3, 20_000)))
     assert found >= 1
     assert monitor.detections == found
 
 
-def test_a_new_model_starts_the_window_afresh() -> None:
+def test_a_new_model_starts_the_population_afresh_until_it_is_rebuilt() -> None:
     rng = np.random.default_rng(1)
     sample = population(rng, 2_000)
     monitor = DriftMonitor(model_of(sample))
     observe(monitor, sample, np.ones(len(sample)))
     monitor.set_model(model_of(sample))
-    assert monitor.feature_drift({0: DAY0}).customers == 0
+    assert monitor.feature_drift(clock()).customers == 0
+    micros = int(DAY0 * MICROS_PER_DAY)
+    monitor.rebuild(0, [(micros, tuple(row)) for row in sample.tolist()])
+    assert monitor.feature_drift(clock()).customers == 2_000
 
 
 def drift(psi: float, customers: int = 1_000) -> FeatureDrift:
@@ -145,11 +206,10 @@ def test_thresholds_are_checked() -> None:
         RetrainThresholds(psi=0)
 
 
-def test_customers_picked_by_the_sweep_feed_the_window_but_not_the_detector() -> None:
+def test_customers_picked_by_the_sweep_feed_the_population_but_not_the_detector() -> None:
     rng = np.random.default_rng(4)
     monitor = DriftMonitor(model_of(population(rng, 2_000)))
     raw = population(rng, 5_000)
-    keys = [f"s{i}" for i in range(len(raw))]
-    assert monitor.observe(0, keys, raw, np.full(len(raw), DAY0), None) == 0
-    assert monitor.feature_drift({0: DAY0}).customers == 5_000
+    assert monitor.observe(scored(raw, None)) == 0
+    assert monitor.feature_drift(clock()).customers == 5_000
     assert monitor.detections == 0

@@ -50,3 +50,32 @@ def test_matches_a_plain_dict(ops: list[tuple[str, int]], now: int) -> None:
     assert index.pop_due(now, 1000) == [k for _, k in expected]
     assert len(index) == sum(1 for d in model.values() if d > now)
     assert len(index._heap) <= 2 * len(model) + 1024 + 1
+
+
+HOUR = 3_600_000_000
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 100 * HOUR)), max_size=200),
+    st.lists(st.integers(0, 30), max_size=20),
+    st.integers(0, 110 * HOUR),
+)
+def test_counting_keys_due_before_a_time_is_right_to_within_an_hour(
+    schedules: list[tuple[int, int]], removed: list[int], when: int
+) -> None:
+    index = DueIndex()
+    for key, due in schedules:
+        index.schedule(f"k{key}", due)
+    for key in removed:
+        index.remove(f"k{key}")
+    index.pop_due(when // 3, 5)
+
+    def exactly(at: int) -> int:
+        keys = list(index.keys())  # DueIndex has no __iter__
+        return sum(1 for key in keys if (index.due_time(key) or 0) < at)
+
+    assert exactly(when - HOUR) <= index.count_before(when) <= exactly(when)
+    aligned = (when // HOUR) * HOUR
+    assert index.count_before(aligned) == exactly(aligned)
+    index.reschedule_all(7)
+    assert index.count_before(HOUR) == len(index)

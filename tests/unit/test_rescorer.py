@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import CustomerEvent, EventType
-from schemas.segments import ChangeReason, SegmentAssignment, SegmentChange
+from schemas.segments import FEATURE_NAMES, ChangeReason, SegmentAssignment, SegmentChange
 from scoring.customer_record import CustomerRecord
 from scoring.online_clusters import OnlineCentroids
 from scoring.rescorer import Lookup, RescoreConfig, Rescorer
@@ -301,8 +302,39 @@ def test_scored_blocks_say_whether_an_event_or_the_sweep_scored_them() -> None:
     h = Harness()
     result = h.rescorer.process([(0, purchase("c", T0, 80.0))], h.lookup, T0)
     h.records.update(result.records)
-    assert [(s.keys, s.by_event) for s in result.scored] == [(["c"], True)]
+    assert [(len(s.raw), s.by_event) for s in result.scored] == [(1, True)]
     assert result.scored[0].distances.shape == (1,)
     h.feed(purchase("other", T0 + timedelta(days=200)))
     swept = h.rescorer.sweep(0, h.lookup, T0, 1000)
     assert swept.scored and not any(s.by_event for s in swept.scored)
+
+
+def test_scored_blocks_carry_the_previous_evaluation_of_each_customer() -> None:
+    h = Harness()
+    first = h.rescorer.process([(0, purchase("c", T0, 80.0))], h.lookup, T0)
+    h.records.update(first.records)
+    (block,) = first.scored
+    assert block.before.shape == (0, 3) and block.before_as_of.shape == (0,)
+    later = T0 + timedelta(days=3)
+    again = h.rescorer.process([(0, purchase("c", later, 20.0, 1))], h.lookup, later)
+    (block,) = again.scored
+    assert block.before.tolist() == first.scored[0].raw.tolist()
+    assert block.before_as_of.tolist() == first.scored[0].as_of.tolist()
+    assert block.raw[0, 1:].tolist() == [2.0, 100.0]
+
+
+def test_a_block_of_rows_moves_the_centroids_as_rivers_learn_one_does_row_by_row() -> None:
+    rng = np.random.default_rng(5)
+    rows = np.asarray(CENTROIDS)[rng.integers(0, len(CENTROIDS), 400)] + rng.normal(
+        0, 0.2, (400, 3)
+    )
+    one_by_one = OnlineCentroids(CENTROIDS, 0.001)
+    for row in rows:
+        one_by_one.learn_one(dict(zip(FEATURE_NAMES, row.tolist(), strict=True)))
+    block = OnlineCentroids(CENTROIDS, 0.001)
+    block.learn_many(rows)
+    np.testing.assert_allclose(block.centroids(), one_by_one.centroids(), atol=1e-12)
+    assert block.drift().max() > 0.0
+    assert block.predict_one(dict(zip(FEATURE_NAMES, rows[0].tolist(), strict=True))) == (
+        one_by_one.predict_one(dict(zip(FEATURE_NAMES, rows[0].tolist(), strict=True)))
+    )

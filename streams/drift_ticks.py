@@ -1,0 +1,100 @@
+"""Drift ticks: per-partition gauges, feature drift, and retrain requests when due.
+
+Every ``RESCORER_DRIFT_INTERVAL_SECONDS`` the worker publishes what its
+partitions look like (watermarks, sweep backlog, centroid drift, input lag)
+and the drift of its whole owned population, then asks the retrain policy
+whether the evidence calls for a new model. Drift is only judged once the
+worker has caught up with its input: a backlog is not today's customers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from schemas.retrain import RetrainRequest
+from scoring.customer_record import to_micros
+from scoring.drift_monitor import DriftMonitor
+from scoring.rescorer import Rescorer
+from scoring.retrain_policy import RetrainPolicy
+from streams.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[RetrainRequest], Awaitable[None]]
+
+
+class DriftTicks:
+    """What one drift tick measures, publishes and decides."""
+
+    def __init__(
+        self,
+        metrics: WorkerMetrics,
+        policy: RetrainPolicy,
+        publish: Publish,
+        worker_id: str,
+        max_lag_events: int,
+    ) -> None:
+        self.metrics = metrics
+        self.policy = policy
+        self.publish = publish
+        self.worker_id = worker_id
+        self.max_lag_events = max_lag_events
+        self.requests = 0
+
+    async def tick(
+        self,
+        rescorer: Rescorer,
+        monitor: DriftMonitor,
+        owned: Iterable[int],
+        lag: Mapping[int, int],
+    ) -> None:
+        """Measure, publish, and raise a retrain request if the policy says so."""
+        active = rescorer.active
+        period = rescorer.config.sweep_period // timedelta(microseconds=1)
+        clocks: dict[int, int] = {}
+        centroid_drift: dict[str, float] = {}
+        for partition in sorted(owned):
+            shard = rescorer.shards.get(partition)
+            if shard is None:
+                continue
+            moved = shard.centroids.drift()
+            per_segment = {name: float(moved[i]) for i, name in enumerate(active.names)}
+            for name, value in per_segment.items():
+                centroid_drift[name] = max(value, centroid_drift.get(name, 0.0))
+            watermark = None
+            overdue = 0
+            if shard.watermark is not None:
+                watermark = shard.watermark.timestamp()
+                clocks[partition] = to_micros(shard.watermark)
+                overdue = shard.due.count_before(clocks[partition] - period)
+            self.metrics.set_partition_state(
+                partition, watermark, len(shard.due), overdue, per_segment
+            )
+        for partition, behind in lag.items():
+            self.metrics.lag.labels(str(partition)).set(behind)
+        drift = monitor.feature_drift(clocks)
+        self.metrics.set_drift(drift.psi, drift.ks, drift.customers)
+        if sum(lag.values()) > self.max_lag_events:
+            # Catching up: today's customers are not all in yet, and what the
+            # detector sees is the backlog, not today. Judge from here on.
+            self.policy.reset(monitor.detections)
+            return
+        evidence = self.policy.evaluate(time.monotonic(), drift, centroid_drift, monitor.detections)
+        if evidence is None:
+            return
+        request = RetrainRequest(
+            request_id=uuid.uuid4().hex,
+            model_version=active.version,
+            raised_at=datetime.now(UTC),
+            raised_by=self.worker_id,
+            evidence=evidence,
+        )
+        await self.publish(request)
+        self.metrics.retrain_requests.inc()
+        self.requests += 1
+        triggers = ", ".join(evidence.triggers)
+        log.info("retrain requested for model v%d: %s", active.version, triggers)

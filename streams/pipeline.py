@@ -1,0 +1,227 @@
+"""The worker's processing loop: event batches, with sweep slices in between.
+
+One step fetches whatever the batch reader has (waiting at most
+``RESCORER_BATCH_WITHIN_SECONDS`` when idle and nothing is due), sorts it out
+(`streams.intake`), folds and scores it in the core, and delivers it
+(`streams.delivery`); then one sweep slice (`scoring.sweep_slices`) re-scores
+due customers for at most its time budget and is delivered too. A batch and
+its slice run under the worker's lock, so a revocation waits for both and the
+partitions are handed over only after their last batch is persisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from scoring.customer_record import CustomerRecord
+from scoring.rescorer import Rescored, Rescorer
+from scoring.sweep_slices import SweepSlicer
+from streams.batch_reader import BatchReader
+from streams.delivery import Delivery, Step
+from streams.intake import Intake, take
+from streams.metrics import WorkerMetrics
+from streams.ownership import Ownership, Tables
+from streams.settings import WorkerSettings
+from streams.state import WorkerState
+from streams.step_collector import StepCollector
+
+log = logging.getLogger(__name__)
+
+Commit = Callable[[Mapping[int, int]], Awaitable[bool]]
+IDLE_SECONDS = 0.05
+
+
+class Pipeline:
+    """Reads, processes and delivers; `run` until `stop` is called."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        state: WorkerState,
+        ownership: Ownership,
+        tables: Tables,
+        reader: BatchReader,
+        delivery: Delivery,
+        metrics: WorkerMetrics,
+        rebalancing: Callable[[], bool],
+        commit_offsets: Commit,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.ownership = ownership
+        self.tables = tables
+        self.reader = reader
+        self.delivery = delivery
+        self.metrics = metrics
+        self.rebalancing = rebalancing
+        self.commit_offsets = commit_offsets
+        self.slicer = SweepSlicer(settings.sweep_slice_seconds)
+        self.collector = StepCollector()
+        self._stopping = asyncio.Event()
+        self.finished = asyncio.Event()
+        self._committed: dict[int, int] = {}
+        self._commit_due = 0.0
+        self._generation = 0
+
+    def stop(self) -> None:
+        """Finish the current step and return from `run`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Steps until stopped (`finished` is set on return)."""
+        try:
+            ready = asyncio.ensure_future(self.state.model_ready.wait())
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait([ready, stopping], return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            stopping.cancel()
+            self.collector.start()
+            while not self._stopping.is_set():
+                await self.step()
+                self.collector.after_step()
+        finally:
+            self.collector.stop()
+            self.finished.set()
+
+    def _lookup(self, key: str, partition: int) -> CustomerRecord | None:
+        return self.tables.record(key, partition)
+
+    async def step(self) -> None:
+        """One fetched batch (possibly empty) and one sweep slice."""
+        state = self.state
+        ownership = self.ownership
+        rescorer, monitor = state.scoring()
+        if self.rebalancing():
+            await asyncio.sleep(IDLE_SECONDS)
+            return
+        if ownership.pending is not None:
+            async with state.lock:
+                if not self.rebalancing():
+                    await ownership.sync(
+                        rescorer, monitor, self.tables, self.reader, self.delivery, self.metrics
+                    )
+                    self._generation += 1
+        if not ownership.reading or not ownership.owned:
+            await asyncio.sleep(IDLE_SECONDS)
+            return
+        now = datetime.now(UTC)
+        owned = sorted(ownership.owned)
+        due = self.slicer.pending(rescorer, owned, now)
+        generation = self._generation
+        records = await self.reader.fetch(
+            0.0 if due else self.settings.batch_within_seconds, self.settings.batch_max_events
+        )
+        async with state.lock:
+            if not ownership.reading or generation != self._generation:
+                return  # re-assigned meanwhile: the reader was re-positioned, drop this fetch
+            rescorer, monitor = state.scoring()  # a model swap may have happened meanwhile
+            await self._deliver_step(rescorer, records)
+        await self.commit()
+
+    async def _deliver_step(self, rescorer: Rescorer, records: list[Any]) -> None:
+        """The fetched batch, and a sweep slice computed while its outputs travel."""
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        intake = take(
+            records, self.settings.topics.events, self.ownership.owned,
+            self.ownership.positions, now,
+        )  # fmt: skip
+        result = rescorer.process(intake.events, self._lookup, now)
+        batch = Step(result, intake.letters, intake.positions, self._checkpoints(rescorer, result))
+        owned = sorted(self.ownership.owned)
+        timing: dict[str, float] = {}
+        # The sweep's share of a step: its whole budget while no events wait; next
+        # to a batch, no more time than the batch took (at least a quarter of the
+        # budget), so a backlog of due customers cannot double the event latency.
+        spent = time.perf_counter() - started
+        budget = self.slicer.budget_seconds
+        share = max(budget / 4, spent) if records else budget
+
+        def sweep_slice() -> Step | None:
+            begun = time.perf_counter()
+            swept = self.slicer.run(rescorer, owned, self._lookup, datetime.now(UTC), share)
+            timing["sweep"] = time.perf_counter() - begun
+            if not swept.counts["swept"]:
+                return None
+            return Step(swept, checkpoints=self._checkpoints(rescorer, swept))
+
+        extra = await self.delivery.deliver(batch, sweep_slice)
+        self._observe(result)
+        self._observe_intake(intake)
+        if extra is not None:
+            self._observe(extra.result)
+            self.metrics.sweep_seconds.observe(timing["sweep"])
+        if records:
+            self.metrics.batch_seconds.observe(time.perf_counter() - started - timing["sweep"])
+
+    def _checkpoints(self, rescorer: Rescorer, result: Rescored) -> dict[int, dict[str, object]]:
+        """Centroid checkpoints of the partitions that learned (none when frozen)."""
+        if rescorer.config.learning_rate <= 0:
+            return {}
+        return {p: rescorer.checkpoint(p) for p in {s.partition for s in result.scored}}
+
+    def _observe(self, result: Rescored) -> None:
+        monitor = self.state.monitor
+        metrics = self.metrics
+        if monitor is not None:
+            found = sum(monitor.observe(scored) for scored in result.scored)
+            if found:
+                metrics.detections.inc(found)
+                log.info("distance drift detected (%d so far)", monitor.detections)
+        counts = self.state.counts
+        counts.update(result.counts)
+        counts["changes"] += len(result.changes)
+        counts["assignments"] += len(result.assignments)
+        metrics.count(result.counts)
+        metrics.changed(result.changes, {key: r.partition for key, r in result.records.items()})
+
+    def _observe_intake(self, intake: Intake) -> None:
+        metrics = self.metrics
+        counts = self.state.counts
+        for kind, n in intake.types.items():
+            metrics.consumed.labels(kind).inc(n)
+        for reason, n in intake.rejected.items():
+            metrics.rejected.labels(reason).inc(n)
+            counts[f"rejected_{reason}"] += n
+        if intake.letters:
+            metrics.dead_letters.inc(len(intake.letters))
+            counts["dead_letters"] += len(intake.letters)
+        for verdict, n in intake.verdicts.items():
+            counts[f"input_{verdict}"] += n
+        if intake.verdicts["gap"]:
+            metrics.input_gaps.inc(intake.verdicts["gap"])
+        now = time.time()
+        metrics.observe_latency("ingest", [now - ms / 1e3 for ms in intake.timestamps_ms if ms])
+        metrics.observe_latency(
+            "event", [now - e.occurred_at.timestamp() for _, e in intake.events]
+        )
+
+    async def commit(self, force: bool = False) -> None:
+        """Commit durable positions to the consumer group (for lag tooling), now and then."""
+        now = time.monotonic()
+        if not force and now < self._commit_due:
+            return
+        self._commit_due = now + self.settings.commit_interval_seconds
+        durable = {
+            p: o
+            for p, o in self.delivery.durable_positions.items()
+            if p in self.ownership.owned and self._committed.get(p) != o
+        }
+        ready = durable and self.ownership.reading and not self.rebalancing()
+        if ready and await self.commit_offsets(durable):
+            self._committed.update(durable)
+
+    def lag(self) -> dict[int, int]:
+        """Input not yet processed per owned partition (as of the last fetch)."""
+        lag: dict[int, int] = {}
+        for partition in sorted(self.ownership.owned):
+            expected = self.ownership.positions.next_offset.get(partition)
+            highwater = self.reader.highwater(partition)
+            if expected is not None and highwater is not None and highwater >= 0:
+                lag[partition] = max(0, highwater - expected)
+        return lag
