@@ -118,7 +118,11 @@ class Pipeline:
         )
         async with state.lock:
             if not ownership.reading or generation != self._generation:
-                return  # re-assigned meanwhile: the reader was re-positioned, drop this fetch
+                # Revoked or re-assigned since the fetch: the reader will be (or was)
+                # re-positioned at the persisted positions, so the batch goes whole.
+                if records:
+                    log.info("partitions revoked with %d fetched events: dropped", len(records))
+                return
             rescorer, monitor = state.scoring()  # a model swap may have happened meanwhile
             await self._deliver_step(rescorer, records)
         await self.commit()

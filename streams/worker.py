@@ -157,6 +157,8 @@ class RescorerWorker:
         # The step in flight finishes, and everything it sent is acknowledged, before
         # the rebalance can hand its partitions to another worker: a record landing
         # after the new owner's writes would otherwise replace them.
+        if self.state.lock.locked():
+            log.info("partitions revoked during a step: it finishes before the handover")
         async with self.state.lock:
             self.ownership.on_revoked()
             if self.delivery.started:

@@ -19,6 +19,7 @@ import json
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -322,3 +323,58 @@ def rebalance(stack: Stack, work: Workload) -> Tally:
     tally = compare(latest_assignments(stack), work)
     tally.events, tally.faults = len(work.bodies), 1
     return tally
+
+
+def duplicate_changes(stack: Stack) -> int:
+    """Changes emitted more than once (same customer, segment, as-of and trigger)."""
+    seen = Counter(
+        (c["customer_id"], c["segment_id"], c["as_of"], c.get("trigger_event_id"))
+        for c in read_all(stack, stack.topics.changes)
+    )
+    return sum(n - 1 for n in seen.values() if n > 1)
+
+
+@dataclass
+class Handover:
+    """What `handovers` saw besides the tally."""
+
+    mid_step_revocations: int
+    """Revocations that found a batch in flight (finished) or fetched (dropped)."""
+    sigterm_seconds: float
+    duplicate_changes: int
+
+
+def handovers(stack: Stack, work: Workload) -> tuple[Tally, Handover]:
+    """Partitions move while the workers are in the middle of big batches.
+
+    Three workers start together on a backlog, taking it in batches of up to
+    50,000 events: whoever joins first starts on the whole of it and is
+    interrupted by the others joining; half-way through one of them leaves on
+    SIGTERM, revoking the partitions of the others in turn. No worker dies,
+    so nothing may be lost, counted twice, or even emitted twice.
+    """
+    stack.extra_env["RESCORER_BATCH_MAX_EVENTS"] = "50000"
+    publish_model(stack.settings(), work.model)
+    produce(stack, work.bodies)
+    workers = [WorkerProcess(stack, f"handover-{n}") for n in (1, 2, 3)]
+    try:
+        for worker in workers:
+            worker.wait_for_log("customers restored")
+        total = len(work.bodies)
+        wait_until("half of the events", midway(workers, total, 0.5), workers[0], 300)
+        began = time.monotonic()
+        code = workers[1].stop()
+        stopped = time.monotonic() - began
+        assert code == 0, f"SIGTERM exit code {code}:\n{workers[1].tail()}"
+        wait_drained(stack, [workers[0], workers[2]], timeout=400)
+    finally:
+        for worker in workers:
+            if worker.alive():
+                worker.stop()
+    tally = compare(latest_assignments(stack), work)
+    tally.events, tally.faults = len(work.bodies), 3
+    mid_step = sum(
+        w.log().count("partitions revoked during a step") + w.log().count("partitions revoked with")
+        for w in workers
+    )
+    return tally, Handover(mid_step, stopped, duplicate_changes(stack))

@@ -20,6 +20,7 @@ from tests.integration.exactness import (
     Workload,
     broker_restart,
     crash,
+    handovers,
     malformed_mix,
     new_stack,
     rebalance,
@@ -63,6 +64,17 @@ def test_two_workers_one_killed_mid_stream_the_survivor_ends_exact(
     kafka: ProvidedBroker, tmp_path: Path, small: Workload
 ) -> None:
     assert_exact(rebalance(new_stack(kafka.bootstrap_servers, tmp_path), small))
+
+
+def test_partitions_handed_over_in_the_middle_of_batches_lose_and_duplicate_nothing(
+    kafka: ProvidedBroker, tmp_path: Path
+) -> None:
+    backlog = workload(12_000, seed=9)  # about 270k events: seconds of work for one worker
+    tally, seen = handovers(new_stack(kafka.bootstrap_servers, tmp_path, partitions=6), backlog)
+    assert_exact(tally)
+    assert seen.duplicate_changes == 0
+    assert seen.mid_step_revocations >= 1, "no revocation caught a worker in the middle of a step"
+    assert seen.sigterm_seconds < 10
 
 
 def test_one_percent_malformed_traffic_is_all_dead_lettered_and_the_rest_exact(

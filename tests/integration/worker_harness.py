@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,10 +12,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from kafka import KafkaConsumer, TopicPartition
 
 from rescorer.common import scrape_metrics, stop_process
 from rescorer.devkafka.local import free_port
@@ -31,7 +34,7 @@ class Stack:
     partitions: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def topics(self) -> TopicNames:
         p = self.prefix
         return TopicNames(
@@ -134,27 +137,31 @@ def produce(
     events: Iterable[dict[str, Any]],
     partition: int | None = None,
 ) -> int:
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=5)
-    n = 0
-    for body in events:
-        producer.send(
-            stack.topics.events,
-            key=str(body["customer_id"]).encode(),
-            value=json.dumps(body).encode(),
-            partition=partition,
+    """Events to the events topic, keyed by customer (Kafka's default partitioner)."""
+    messages = [(str(b["customer_id"]).encode(), json.dumps(b).encode()) for b in events]
+    produce_raw(stack, messages, partition)
+    return len(messages)
+
+
+def produce_raw(
+    stack: Stack, messages: Iterable[tuple[bytes | None, bytes]], partition: int | None = None
+) -> None:
+    """Raw messages to the events topic, as fast as the broker takes them (aiokafka)."""
+
+    async def send_all() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=stack.bootstrap, linger_ms=20, max_batch_size=512 * 1024
         )
-        n += 1
-    producer.flush()
-    producer.close()
-    return n
+        await producer.start()
+        try:
+            topic = stack.topics.events
+            for key, value in messages:
+                await producer.send(topic, value, key=key, partition=partition)
+            await producer.flush()
+        finally:
+            await producer.stop()
 
-
-def produce_raw(stack: Stack, messages: Iterable[tuple[bytes | None, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=5)
-    for key, value in messages:
-        producer.send(stack.topics.events, key=key, value=value)
-    producer.flush()
-    producer.close()
+    asyncio.run(send_all())
 
 
 def clock_tick(stack: Stack, at: datetime, tag: str) -> None:
