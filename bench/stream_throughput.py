@@ -79,7 +79,7 @@ def history(customers: int, events: int) -> pl.DataFrame:
         .group_by("customer_id", maintain_order=True)
         .first()
     )
-    rest = frame.filter(~pl.col("row").is_in(first["row"]))
+    rest = frame.join(first.select("row"), on="row", how="anti")
     keep = min(rest.height, max(0, events - first.height))
     sample = pl.concat([first.select(frame.columns), rest.sample(n=keep, seed=7)])
     return sample.drop("row").sort("occurred_at")
