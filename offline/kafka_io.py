@@ -11,16 +11,22 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from offline.events_io import EventLog, InputError, events_from_records
-from schemas.model import SegmentModel
+from schemas.model import SegmentModel, sign_model
 from schemas.settings import RescorerSettings
 
 ACTIVE_MODEL_KEY = b"active"
 
 
 def ensure_compacted_topic(settings: RescorerSettings, topic: str) -> None:
-    """Create `topic` with ``cleanup.policy=compact`` unless it exists."""
+    """Create `topic` with ``cleanup.policy=compact`` unless it exists.
+
+    Existence is checked first: under ACLs a client may write a topic it has
+    no right to create, and Kafka refuses the create before it says "exists".
+    """
     admin = KafkaAdminClient(**settings.kafka_python_config())
     try:
+        if topic in admin.list_topics():
+            return
         admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})])
     except TopicAlreadyExistsError:
         pass
@@ -28,8 +34,19 @@ def ensure_compacted_topic(settings: RescorerSettings, topic: str) -> None:
         admin.close()
 
 
+def signed(settings: RescorerSettings, model: SegmentModel) -> SegmentModel:
+    """`model` signed with the configured signing key; unchanged when none is set."""
+    key = settings.signing_key
+    return model if key is None else sign_model(model, key)
+
+
 def publish_model(settings: RescorerSettings, model: SegmentModel) -> None:
-    """Send `model` as the active model on the compacted models topic."""
+    """Send `model` as the active model on the compacted models topic.
+
+    With a signing key configured the artifact is (re-)signed with it, so
+    publishing an older version after a key rotation signs it with the new key.
+    """
+    model = signed(settings, model)
     ensure_compacted_topic(settings, settings.topics.models)
     producer = KafkaProducer(
         acks="all", max_request_size=8 * 1024 * 1024, **settings.kafka_python_config()

@@ -17,7 +17,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from schemas.model import ModelRejected, SegmentModel, load_segment_model
@@ -39,8 +39,10 @@ def _atomic_write(path: Path, text: str) -> None:
 class ModelRegistry:
     """Versioned models in one directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, verify_keys: Sequence[bytes] = ()) -> None:
         self.root = root
+        self.verify_keys = verify_keys
+        """When given, `load` accepts only artifacts signed by one of them."""
 
     def path(self, version: int) -> Path:
         """Where version `version` lives."""
@@ -68,7 +70,7 @@ class ModelRegistry:
         """A stored model, validated; `RegistryError` if missing or invalid."""
         path = self.path(version)
         try:
-            return load_segment_model(path.read_bytes())
+            return load_segment_model(path.read_bytes(), self.verify_keys)
         except FileNotFoundError as exc:
             raise RegistryError(f"no model version {version} in {self.root}") from exc
         except ModelRejected as exc:

@@ -7,6 +7,7 @@ problem and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -14,6 +15,8 @@ from typing import NoReturn
 from rescorer import __version__
 
 EXIT_USAGE = 2
+EXIT_DENIED = 77
+"""Kafka refused the principal an operation (sysexits' EX_NOPERM)."""
 
 
 class UsageError(Exception):
@@ -31,6 +34,7 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     """The full command tree."""
     from rescorer import (
+        acl_command,
         convert_command,
         demo_command,
         kafka_command,
@@ -57,9 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
         kafka_command,
         schemas_command,
         worker_command,
+        acl_command,
     ):
         command.register(commands)
     return parser
+
+
+def authorization_failure(exc: BaseException) -> str | None:
+    """One line when `exc` (or what caused it) is Kafka refusing an operation, else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if any(cls.__name__.endswith(("AuthorizationError", "AuthorizationFailedError",
+                                      "AuthorizationFailed"))
+               for cls in type(seen).__mro__):  # fmt: skip
+            said = " ".join(str(seen).split()) or type(seen).__name__
+            user = os.environ.get("RESCORER_KAFKA_SASL_USERNAME")
+            who = f"user {user!r}" if user else "this client"
+            return f"Kafka denied {who}: {said} (`rescorer acl plan` lists what each role needs)"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rescorer {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        denied = authorization_failure(exc)
+        if denied is None:
+            raise
+        print(f"rescorer {args.command}: not authorized: {denied}", file=sys.stderr)
+        return EXIT_DENIED
     except KeyboardInterrupt:
         return 130
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from rescorer.common import float_in, load_settings, progress_reporter
 from rescorer.train_command import add_training_arguments, train_from_args
+from schemas.retrain import DEFAULT_RETRAIN_GROUP
 
 NOT_PROMOTED = 3
-DEFAULT_GROUP = "segment-rescorer-retrain"
 
 
 def register(commands: Any) -> None:
@@ -32,8 +32,8 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--group",
-        default=DEFAULT_GROUP,
-        help=f"consumer group of the job (default {DEFAULT_GROUP})",
+        default=DEFAULT_RETRAIN_GROUP,
+        help=f"consumer group of the job (default {DEFAULT_RETRAIN_GROUP})",
     )
     parser.add_argument(
         "--max-silhouette-drop",
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     """Read requests, train, compare, promote (or explain why not)."""
     from offline.events_io import InputError
     from offline.features import FEATURE_COLUMNS
+    from offline.kafka_io import signed
     from offline.model_comparison import QualityGates, compare
     from offline.registry import ModelRegistry
     from offline.retrain_requests import read_pending
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         with progress_reporter() as progress:
             _, result = train_from_args(args, settings, active, registry.next_version(), progress)
-        candidate = result.model
+        candidate = signed(settings, result.model)
         path = registry.save(candidate)
         raw = (
             result.features.select(FEATURE_COLUMNS)

@@ -150,6 +150,7 @@ def train_from_args(
 
 def run(args: argparse.Namespace) -> int:
     """Train, store, and optionally promote and publish."""
+    from offline.kafka_io import signed
     from offline.registry import ModelRegistry
 
     settings = load_settings()
@@ -157,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     with progress_reporter() as progress:
         log, result = train_from_args(args, settings, registry.active(), registry.next_version(),
                                       progress)  # fmt: skip
-        path = registry.save(result.model)
+        path = registry.save(signed(settings, result.model))
         if args.report:
             from offline.report import write_report
 

@@ -8,13 +8,16 @@ finiteness, feature names.
 from __future__ import annotations
 
 import itertools
+import json
 import math
+from collections.abc import Sequence
 from typing import Annotated, Final, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
 from schemas._base import Contract, UtcDatetime
 from schemas.segments import FEATURE_NAMES, FeatureName
+from schemas.signing import SignatureRejected, sign_document, verify_document
 
 SEGMENT_MODEL_SCHEMA_VERSION: Final = 1
 MAX_MODEL_BYTES = 4 * 1024 * 1024
@@ -113,6 +116,14 @@ class ValidationMetrics(Contract):
     k_selection: dict[str, FiniteFloat] = Field(default_factory=dict)
 
 
+class ModelSignature(Contract):
+    """Who vouches for an artifact: see `schemas.signing`."""
+
+    algorithm: Literal["HMAC-SHA256"] = "HMAC-SHA256"
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    value: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class SegmentModel(Contract):
     """A trained, validated, named set of segments (see `load_segment_model`)."""
 
@@ -131,6 +142,8 @@ class SegmentModel(Contract):
     validation: ValidationMetrics = Field(default_factory=ValidationMetrics)
     parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     package_version: Annotated[str, Field(min_length=1, max_length=64)]
+    signature: ModelSignature | None = None
+    """HMAC over the rest of the artifact (`schemas.signing`); None when unsigned."""
 
     @model_validator(mode="after")
     def _shapes(self) -> SegmentModel:
@@ -163,15 +176,28 @@ class SegmentModel(Contract):
         raise KeyError(segment_id)
 
 
+RejectionReason = Literal["invalid", "unsigned", "unknown_key", "bad_signature"]
+
+
 class ModelRejected(ValueError):
-    """An artifact that must not become the active model, with the reason."""
+    """An artifact that must not become the active model, with the reason.
+
+    `reason` names the kind (a metric label): ``invalid`` for anything that is
+    not a valid artifact, else why its signature was refused.
+    """
+
+    def __init__(self, message: str, reason: RejectionReason = "invalid") -> None:
+        super().__init__(message)
+        self.reason: RejectionReason = reason
 
 
-def load_segment_model(data: bytes | str) -> SegmentModel:
+def load_segment_model(data: bytes | str, verify_keys: Sequence[bytes] = ()) -> SegmentModel:
     """Validate an artifact from untrusted bytes (a topic, a file).
 
     Raises `ModelRejected` with a one-line reason for oversized, non-JSON
-    (for example pickled) or invalid artifacts.
+    (for example pickled) or invalid artifacts, and, when `verify_keys` are
+    given, for artifacts not signed by one of them (checked before the content
+    is trusted any further).
     """
     raw = data.encode() if isinstance(data, str) else data
     if len(raw) > MAX_MODEL_BYTES:
@@ -180,6 +206,17 @@ def load_segment_model(data: bytes | str) -> SegmentModel:
         )
     if raw[:1] == b"\x80":
         raise ModelRejected("model artifact is a pickle; only JSON artifacts are accepted")
+    if verify_keys:
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise ModelRejected(f"model artifact is not JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ModelRejected("model artifact is not a JSON object")
+        try:
+            verify_document(document, verify_keys)
+        except SignatureRejected as exc:
+            raise ModelRejected(str(exc), exc.reason) from exc
     try:
         return SegmentModel.model_validate_json(raw)
     except ValidationError as exc:
@@ -188,3 +225,9 @@ def load_segment_model(data: bytes | str) -> SegmentModel:
         raise ModelRejected(
             f"invalid model artifact ({exc.error_count()} errors), first at {where}: {first['msg']}"
         ) from exc
+
+
+def sign_model(model: SegmentModel, key: bytes) -> SegmentModel:
+    """`model` signed with `key` (any previous signature replaced)."""
+    document = json.loads(model.model_dump_json(exclude={"signature"}))
+    return model.model_copy(update={"signature": ModelSignature(**sign_document(document, key))})

@@ -32,3 +32,7 @@ class RetrainRequest(Contract):
     raised_at: UtcDatetime
     raised_by: Identifier
     evidence: DriftEvidence
+
+
+DEFAULT_RETRAIN_GROUP: Final = "segment-rescorer-retrain"
+"""Consumer group under which `rescorer retrain` commits the requests it has handled."""

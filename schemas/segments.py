@@ -57,7 +57,8 @@ class SegmentChange(Contract):
     segment_name: Annotated[str, Field(min_length=1)]
     model_version: Annotated[int, Field(ge=1)]
     reason: ChangeReason
-    features: RfmFeatures
+    features: RfmFeatures | None = None
+    """The features scored; absent where `RESCORER_CHANGES_INCLUDE_FEATURES=false`."""
     as_of: UtcDatetime
     emitted_at: UtcDatetime
     trigger_event_id: Identifier | None = None

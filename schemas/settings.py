@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.signing import MIN_KEY_BYTES
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -43,7 +45,35 @@ class RescorerSettings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_client_id: str = "segment-rescorer"
     model_dir: Path = Path("./models")
+    model_signing_key: SecretStr | None = None
+    """Signs published artifacts (HMAC-SHA256); a secret, never logged."""
+    model_verify_keys: SecretStr | None = None
+    """Comma-separated keys a worker accepts signatures from (default: the signing key)."""
     topics: TopicNames = Field(default_factory=TopicNames)
+
+    @model_validator(mode="after")
+    def _keys_are_long_enough(self) -> RescorerSettings:
+        for name, keys in (
+            ("RESCORER_MODEL_SIGNING_KEY", [self.signing_key] if self.signing_key else []),
+            ("RESCORER_MODEL_VERIFY_KEYS", self.verification_keys),
+        ):
+            if any(len(key) < MIN_KEY_BYTES for key in keys):
+                raise ValueError(f"{name}: every key needs at least {MIN_KEY_BYTES} bytes")
+        return self
+
+    @property
+    def signing_key(self) -> bytes | None:
+        """The key artifacts are signed with, if one is configured."""
+        key = self.model_signing_key
+        return key.get_secret_value().encode() if key else None
+
+    @property
+    def verification_keys(self) -> list[bytes]:
+        """Keys whose signatures are accepted; empty: artifacts are not checked."""
+        if self.model_verify_keys is not None:
+            listed = self.model_verify_keys.get_secret_value().split(",")
+            return [key.strip().encode() for key in listed if key.strip()]
+        return [self.signing_key] if self.signing_key else []
 
     @model_validator(mode="after")
     def _security_is_complete(self) -> RescorerSettings:

@@ -212,11 +212,12 @@ class Delivery:
                 letter.letter.model_dump_json().encode(),
             )  # fmt: skip
         records = step.result.records
+        leave_out = None if self.settings.changes_include_features else {"features"}
         for change in step.result.changes:
             key = change.customer_id
             await outbox.send(
                 topics.changes, records[key].partition, key.encode(),
-                change.model_dump_json().encode(),
+                change.model_dump_json(exclude=leave_out).encode(),
             )  # fmt: skip
         for assignment in step.result.assignments:
             key = assignment.customer_id

@@ -13,12 +13,14 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import get_args
 
 import numpy as np
 from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, start_http_server
 from prometheus_client import Counter as PromCounter
 
+from schemas.model import RejectionReason
 from schemas.segments import SegmentChange
 
 OUTCOMES = ("applied", "duplicate", "too_old", "session", "future")
@@ -62,8 +64,12 @@ class WorkerMetrics:
             "rescorer_model_version", "Version of the active model", registry=r
         )
         self.models_rejected = PromCounter(
-            "rescorer_models_rejected_total", "Model artifacts that failed validation", registry=r
-        )
+            "rescorer_models_rejected_total",
+            "Model artifacts refused: invalid, unsigned, signed with an unknown key, bad signature",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        for reason in get_args(RejectionReason):  # every reason reads 0 from the start
+            self.models_rejected.labels(reason)
         self.model_created = Gauge(
             "rescorer_model_created_timestamp_seconds", "When the active model was trained",
             registry=r,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,17 +21,17 @@ from streams.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 OnModel = Callable[[SegmentModel], Awaitable[None]]
-OnRejected = Callable[[str], None]
+OnRejected = Callable[[ModelRejected], None]
 
 
-def model_from_directory(directory: Path) -> SegmentModel | None:
-    """The active model of a registry directory, or None (missing, empty or invalid)."""
+def model_from_directory(directory: Path, verify_keys: Sequence[bytes] = ()) -> SegmentModel | None:
+    """The active model of a registry directory, or None (missing, empty, invalid, unsigned)."""
     from offline.registry import ModelRegistry
 
     if not directory.is_dir():
         return None
     try:
-        return ModelRegistry(directory).active()
+        return ModelRegistry(directory, verify_keys).active()
     except (ModelRejected, ValueError, OSError) as exc:
         log.warning("model directory %s: %s", directory, exc)
         return None
@@ -66,7 +66,7 @@ class ModelWatcher:
             end = await consumer.end_offsets(partitions)
             latest = await self._drain_to(consumer, end)
             if latest is None:
-                latest = model_from_directory(settings.model_dir)
+                latest = model_from_directory(settings.model_dir, settings.verification_keys)
                 if latest is not None:
                     log.info("no model on %s; using v%d from %s", settings.topics.models,
                              latest.version, settings.model_dir)  # fmt: skip
@@ -100,10 +100,10 @@ class ModelWatcher:
         if value is None:
             return None
         try:
-            return load_segment_model(value)
+            return load_segment_model(value, self.settings.verification_keys)
         except ModelRejected as exc:
             log.error("rejected a model from %s: %s", self.settings.topics.models, exc)
-            self.on_rejected(str(exc))
+            self.on_rejected(exc)
             return None
 
 

@@ -42,6 +42,8 @@ class WorkerSettings(RescorerSettings):
     commit_interval_seconds: Annotated[float, Field(gt=0.0)] = 1.0
     session_timeout_seconds: Annotated[float, Field(ge=6.0)] = 30.0
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
+    changes_include_features: bool = True
+    """False: `segment-changes` carry the label but not the customer's features (spend)."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     drift_interval_seconds: Annotated[float, Field(gt=0.0)] = 15.0

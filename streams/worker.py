@@ -22,7 +22,7 @@ import mode
 from faust.types import TP
 
 from rescorer import __version__
-from schemas.model import SegmentModel
+from schemas.model import ModelRejected, SegmentModel
 from schemas.retrain import RetrainRequest
 from scoring.retrain_policy import RetrainPolicy
 from streams.aside_consumer import aside_consumer
@@ -143,10 +143,10 @@ class RescorerWorker:
                 {s.segment_id: s.name for s in model.segments},
             )
 
-    def on_model_rejected(self, reason: str) -> None:
-        """Count an artifact that failed validation (the current model stays)."""
+    def on_model_rejected(self, rejected: ModelRejected) -> None:
+        """Count an artifact that failed validation or verification (the current model stays)."""
         self.state.counts["models_rejected"] += 1
-        self.metrics.models_rejected.inc()
+        self.metrics.models_rejected.labels(rejected.reason).inc()
 
     # -- partitions ---------------------------------------------------------------
 

@@ -101,6 +101,10 @@ class LocalKafka:
     tls_keystore: Path | None = None
     """A PKCS12 keystore (password `tls_password`): the SASL listener is then SASL_SSL."""
     tls_password: str = ""
+    super_users: tuple[str, ...] = ()
+    """With any: KRaft's StandardAuthorizer, these SCRAM users (and the PLAINTEXT
+    listener, which the broker and controller talk over) are super users, and
+    every other principal may do only what an ACL grants."""
     pid: int | None = None
     _controller_port: int = 0
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -158,6 +162,13 @@ class LocalKafka:
                 props["ssl.keystore.location"] = str(self.tls_keystore)
                 props["ssl.keystore.password"] = self.tls_password
                 props["ssl.key.password"] = self.tls_password
+        if self.super_users:
+            props["authorizer.class.name"] = (
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            )
+            supers = ["User:ANONYMOUS", *(f"User:{user}" for user in self.super_users)]
+            props["super.users"] = ";".join(supers)
+            props["allow.everyone.if.no.acl.found"] = "false"
         props.update(self.extra_properties)
         return props
 
