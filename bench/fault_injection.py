@@ -2,14 +2,14 @@
 
 Each scenario runs the worker through a fault and compares the final
 ``customer-segments`` with `rescorer replay`'s core over the same events
-(`tests/integration/exactness.py`). The last line is
+(`tests/support/exactness.py`). The last line is
 
     RESULT events=<n> faults=<k> lost=<x> double_counted=<y> mismatched=<z>
 
 where lost, double_counted and mismatched must all be 0 (exit code 1 if not).
 It needs Java 17 and Maven (a local broker it can stop and restart).
 
-    python bench/fault_injection.py [--customers 5000] [--days 200]
+    python -m bench.fault_injection [--customers 5000] [--days 200]   # from the checkout
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from rescorer.devkafka.local import LocalKafka
-from tests.integration.exactness import (
+from tests.support.exactness import (
     Tally,
     broker_restart,
     crash,

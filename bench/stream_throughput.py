@@ -56,14 +56,15 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaPartition
 from kafka.admin import NewTopic
 
-from offline.events_io import EventLog, Rejections
-from offline.registry import ModelRegistry
+from offline.event_validation import Rejections
+from offline.events_io import EventLog
 from offline.synthetic import synthetic_events
 from offline.trainer import TrainConfig, train
 from rescorer.common import scrape_metrics, stop_process
 from rescorer.devkafka import provide_broker
 from rescorer.devkafka.local import free_port
 from schemas.events import CustomerEvent
+from schemas.registry import ModelRegistry
 
 PARTITIONS = 8
 ROOT = Path(__file__).resolve().parents[1]

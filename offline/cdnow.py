@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from offline.events_io import InputError
+from offline.errors import InputError
 
 CDNOW_COLUMNS = ("customer_id", "date", "number_of_cds", "dollar_value")
 

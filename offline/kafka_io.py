@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import polars as pl
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from offline.events_io import EventLog, InputError, events_from_records
+from offline.errors import InputError, KafkaUnavailable
+from offline.event_files import RAW_SCHEMA, raw_row
+from offline.event_validation import Rejections, validate
+from offline.events_io import EventLog, add_rejected, finish
 from schemas.model import SegmentModel, sign_model
 from schemas.settings import RescorerSettings
 
@@ -60,11 +64,11 @@ def publish_model(settings: RescorerSettings, model: SegmentModel) -> None:
 
 
 def open_consumer(settings: RescorerSettings, **options: Any) -> KafkaConsumer:
-    """A kafka-python consumer without auto-commit; `InputError` when Kafka is unreachable."""
+    """A kafka-python consumer without auto-commit; `KafkaUnavailable` when unreachable."""
     try:
         return KafkaConsumer(enable_auto_commit=False, **options, **settings.kafka_python_config())
     except KafkaError as exc:
-        raise InputError(
+        raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
         ) from exc
 
@@ -113,3 +117,25 @@ def read_event_history(
     finally:
         consumer.close()
     return events_from_records(records, f"kafka:{topic}", max_reject_share, unparsable=bad)
+
+
+def events_from_records(
+    records: Sequence[dict[str, object]],
+    source: str,
+    max_reject_share: float = 0.01,
+    unparsable: Sequence[str] = (),
+) -> EventLog:
+    """Validate already-decoded records (for example from Kafka) the same way as files.
+
+    `unparsable` holds (the start of) payloads that were not JSON objects.
+    """
+    rejections = Rejections(total_rows=len(records) + len(unparsable))
+    if unparsable:
+        rejections.add("payload is not a JSON object", len(unparsable), unparsable)
+    frames = []
+    if records:
+        raw = pl.DataFrame([raw_row(r) for r in records], schema=RAW_SCHEMA)
+        valid, rejected = validate(raw)
+        frames.append(valid)
+        add_rejected(rejections, rejected)
+    return finish(frames, rejections, [source], max_reject_share)

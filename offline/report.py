@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from offline.events_io import Rejections
+from offline.event_validation import Rejections
 from offline.trainer import TrainResult
 from schemas.segments import FEATURE_NAMES
 

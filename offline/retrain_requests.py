@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from offline.events_io import InputError
+from offline.errors import InputError
 from offline.kafka_io import open_consumer
 from schemas.retrain import RetrainRequest
 from schemas.settings import RescorerSettings

@@ -10,7 +10,8 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import Tags
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from scoring.space import apply_transforms
 
@@ -48,8 +49,9 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         Rows used to choose k and to compute silhouette (it is quadratic).
     min_share : float
         Materiality floor: no segment below this share of customers.
-    transforms : tuple of str
-        Per-feature transform before standardisation.
+    transforms : tuple of str or None
+        Per-feature transform before standardisation, one per column; None
+        standardises any number of columns untransformed.
     random_state : int
         Seed; the same data and seed give the same segments.
     """
@@ -61,7 +63,7 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         n_init: int = 4,
         selection_sample: int = 20_000,
         min_share: float = 0.02,
-        transforms: tuple[str, ...] = DEFAULT_TRANSFORMS,
+        transforms: tuple[str, ...] | None = DEFAULT_TRANSFORMS,
         random_state: int = 0,
     ) -> None:
         self.k = k
@@ -72,8 +74,20 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         self.transforms = transforms
         self.random_state = random_state
 
+    def __sklearn_tags__(self) -> Tags:
+        tags: Tags = super().__sklearn_tags__()
+        # RFM columns are days, counts and money: never negative (and log1p needs x > -1).
+        tags.input_tags.positive_only = self.transforms is not None
+        return tags
+
+    def _transforms(self, raw: FloatArray) -> tuple[str, ...]:
+        if self.transforms is None:
+            width: int = raw.shape[1]
+            return ("identity",) * width
+        return tuple(self.transforms)
+
     def _embed_fit(self, raw: FloatArray) -> FloatArray:
-        transformed = apply_transforms(raw, self.transforms)
+        transformed = apply_transforms(raw, self._transforms(raw))
         self.scaler_ = StandardScaler().fit(transformed)
         # A constant feature has scale 0; StandardScaler reports 1 there, which keeps it inert.
         embedded: FloatArray = self.scaler_.transform(transformed)
@@ -82,7 +96,8 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
     def embed(self, raw: FloatArray) -> FloatArray:
         """Raw rows to the standardised space of the fitted scaler."""
         check_is_fitted(self, "scaler_")
-        embedded: FloatArray = self.scaler_.transform(apply_transforms(raw, self.transforms))
+        raw = validate_data(self, raw, dtype=np.float64, reset=False)
+        embedded: FloatArray = self.scaler_.transform(apply_transforms(raw, self._transforms(raw)))
         return embedded
 
     def _sample(self, n: int) -> NDArray[np.int64]:
@@ -97,7 +112,17 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
     def fit(self, raw: FloatArray, y: object = None) -> RfmSegmenter:
         """Fit on raw (n, 3) features; returns self."""
         del y
-        raw = np.asarray(raw, dtype=np.float64)
+        raw = validate_data(self, raw, dtype=np.float64)
+        if self.transforms is not None and raw.shape[1] != len(self.transforms):
+            raise ValueError(
+                f"RfmSegmenter needs {len(self.transforms)} feature columns (one per transform), "
+                f"got n_features={raw.shape[1]}"
+            )
+        if self.transforms is not None and (raw < 0).any():
+            raise ValueError(
+                "Negative values in data passed to RfmSegmenter: recency, frequency and "
+                "monetary are never negative"
+            )
         embedded = self._embed_fit(raw)
         sample = self._sample(len(raw))
         self.sample_index_ = sample
@@ -130,7 +155,9 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
                 )
             )
         if not self.candidates_:
-            raise ValueError(f"no k in {self.k_range} can be fitted on {len(raw)} customers")
+            raise ValueError(
+                f"no k in {self.k_range} can be fitted on n_samples={len(raw)} customers"
+            )
         eligible = [c for c in self.candidates_ if c.eligible] or self.candidates_
         best = max(eligible, key=lambda c: (c.silhouette, -c.k))
         self.k_ = best.k

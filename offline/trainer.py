@@ -11,7 +11,8 @@ import polars as pl
 from numpy.typing import NDArray
 from sklearn.metrics import adjusted_rand_score
 
-from offline.events_io import EventLog, InputError
+from offline.errors import InputError
+from offline.events_io import EventLog
 from offline.features import FEATURE_COLUMNS, rfm_features
 from offline.identity import assign_ids
 from offline.naming import describe, name_segments, percentile_scores
@@ -25,7 +26,6 @@ from offline.validation import (
     kpi_pvalues,
     kpi_table,
 )
-from rescorer import __version__
 from schemas.model import (
     FeatureDefinition,
     ReferenceDistribution,
@@ -35,6 +35,7 @@ from schemas.model import (
     SegmentProfile,
     ValidationMetrics,
 )
+from schemas.package import PACKAGE_VERSION
 from schemas.segments import FEATURE_NAMES
 from scoring.drift import proportions, reference_edges
 from scoring.rfm import DEFAULT_WINDOW_DAYS
@@ -205,7 +206,7 @@ def train(
             "max_segment_id": highest_id,
             "previous_version": previous.version if previous else None,
         },
-        package_version=__version__,
+        package_version=PACKAGE_VERSION,
     )
     return TrainResult(
         model,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from schemas.package import PACKAGE_VERSION as __version__
 
-try:
-    __version__ = version("segment-rescorer")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
+__all__ = ["__version__"]

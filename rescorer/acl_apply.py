@@ -16,7 +16,8 @@ from kafka.admin import (
 from kafka.errors import KafkaError
 
 from rescorer.acl_plan import Grant
-from rescorer.cli import UsageError
+from rescorer.common import kafka_failure
+from rescorer.errors import UsageError
 from streams.settings import WorkerSettings
 
 _RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
@@ -42,7 +43,6 @@ def apply_grants(settings: WorkerSettings, grants: Sequence[Grant]) -> int:
     Creating a binding that exists already succeeds, so ``apply`` can be run
     again after a plan grows.
     """
-    from streams.kafka_clients import explain_kafka_error
     from streams.topics import TopicMismatch, ensure_topics
 
     try:
@@ -52,7 +52,7 @@ def apply_grants(settings: WorkerSettings, grants: Sequence[Grant]) -> int:
     try:
         admin = KafkaAdminClient(**settings.kafka_python_config())
     except KafkaError as exc:
-        raise UsageError(explain_kafka_error(settings, exc)) from exc
+        raise kafka_failure(settings, exc) from exc
     try:
         outcome = admin.create_acls([binding(grant) for grant in grants])
     finally:

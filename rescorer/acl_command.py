@@ -17,7 +17,7 @@ from rescorer.acl_plan import (
     check_principal,
     plan,
 )
-from rescorer.cli import UsageError
+from rescorer.errors import UsageError
 from schemas.retrain import DEFAULT_RETRAIN_GROUP
 
 

@@ -13,14 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from rescorer import __version__
-
-EXIT_USAGE = 2
-EXIT_DENIED = 77
-"""Kafka refused the principal an operation (sysexits' EX_NOPERM)."""
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported in one line, exit code 2."""
+from rescorer.errors import EXIT_DENIED, EXIT_FAILURE, EXIT_USAGE, RuntimeFailure, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rescorer {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except RuntimeFailure as exc:
+        print(f"rescorer {args.command}: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception as exc:
         denied = authorization_failure(exc)
         if denied is None:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from rescorer.cli import UsageError
+from rescorer.errors import RuntimeFailure, UsageError
 from schemas.settings import RescorerSettings
 
 
@@ -24,6 +24,17 @@ def load_settings() -> RescorerSettings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise UsageError(f"invalid setting {where}: {first['msg']}") from exc
+
+
+def kafka_failure(settings: RescorerSettings, exc: Exception) -> UsageError | RuntimeFailure:
+    """The error a command raises when Kafka refused it: bad credentials are the
+    user's input (exit 2); an unreachable broker is a failed run (exit 1)."""
+    from streams.kafka_clients import explain_kafka_error
+
+    refusal = explain_kafka_error(settings, exc)
+    return (
+        UsageError(refusal.message) if refusal.bad_credentials else RuntimeFailure(refusal.message)
+    )
 
 
 def parse_timestamp(text: str, flag: str) -> datetime:
@@ -69,8 +80,16 @@ def float_in(
     return parse
 
 
-margin_arg = float_in(0.0, 1.0, "a margin", high_open=True)
-"""argparse type: a hysteresis margin in [0, 1)."""
+def margin_arg(text: str) -> float:
+    """argparse type: a hysteresis margin in [0, 1) (`scoring.hysteresis.check_margin`)."""
+    from scoring.hysteresis import check_margin
+
+    try:
+        return check_margin(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a margin in [0, 1)") from None
+
+
 rate_arg = float_in(0.0, 1.0, "a learning rate")
 """argparse type: a learning rate in [0, 1]."""
 share_arg = float_in(0.0, 1.0, "a share", high_open=True)

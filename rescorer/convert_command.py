@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rescorer.cli import UsageError
+from rescorer.errors import UsageError
 
 
 def register(commands: Any) -> None:
@@ -22,7 +22,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Convert and write."""
     from offline.cdnow import convert_cdnow, write_events
-    from offline.events_io import InputError
+    from offline.errors import InputError
 
     if not args.input.is_file():
         raise UsageError(f"no such file: {args.input}")

@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from rescorer.cli import UsageError
 from rescorer.devkafka.jars import JarFetchError, cache_root
 from rescorer.devkafka.local import LocalKafka, LocalKafkaError, port_open, terminate
 from rescorer.devkafka.provider import BOOTSTRAP_ENV
+from rescorer.errors import UsageError
 
 
 def register(commands: Any) -> None:

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rescorer.cli import UsageError
 from rescorer.common import load_settings
+from rescorer.errors import UsageError
 
 
 def register(commands: Any) -> None:
@@ -26,7 +26,7 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch one registry action."""
-    from offline.registry import ModelRegistry, RegistryError
+    from schemas.registry import ModelRegistry, RegistryError
 
     settings = load_settings()
     registry = ModelRegistry(args.model_dir or settings.model_dir)

@@ -9,8 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from rescorer.cli import UsageError
 from rescorer.common import margin_arg, rate_arg
+from rescorer.errors import UsageError
 from schemas.events import CustomerEvent, EventType
 
 
@@ -67,12 +67,13 @@ def _events(frame: Any) -> Iterator[CustomerEvent]:
 
 def run(args: argparse.Namespace) -> int:
     """Replay, then write ``changes.jsonl`` and ``assignments.jsonl``."""
-    from offline.events_io import InputError, load_events
-    from offline.registry import ModelRegistry
+    from offline.errors import InputError
+    from offline.events_io import load_events
     from schemas.model import ModelRejected
+    from schemas.registry import ModelRegistry
     from scoring.online_clusters import DEFAULT_LEARNING_RATE
+    from scoring.reassignment import RescoreConfig
     from scoring.replay import replay
-    from scoring.rescorer import RescoreConfig
 
     if args.sweep_period_hours <= 0:
         raise UsageError(f"--sweep-period-hours {args.sweep_period_hours:g} must be positive")

@@ -63,13 +63,13 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read requests, train, compare, promote (or explain why not)."""
-    from offline.events_io import InputError
+    from offline.errors import InputError, KafkaUnavailable
     from offline.features import FEATURE_COLUMNS
     from offline.kafka_io import signed
     from offline.model_comparison import QualityGates, compare
-    from offline.registry import ModelRegistry
     from offline.retrain_requests import read_pending
-    from rescorer.cli import UsageError
+    from rescorer.errors import RuntimeFailure, UsageError
+    from schemas.registry import ModelRegistry
 
     settings = load_settings()
     registry = ModelRegistry(args.model_dir or settings.model_dir)
@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         pending = read_pending(settings, args.group)
     except InputError as exc:
         raise UsageError(str(exc)) from exc
+    except KafkaUnavailable as exc:
+        raise RuntimeFailure(str(exc)) from exc
     try:
         current = [
             r for r in pending.requests if active is None or r.model_version >= active.version

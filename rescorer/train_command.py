@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rescorer.cli import UsageError
 from rescorer.common import load_settings, parse_timestamp, progress_reporter, share_arg
+from rescorer.errors import RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
     from offline.events_io import EventLog
@@ -116,7 +116,8 @@ def train_from_args(
     progress: Callable[[str], None],
 ) -> tuple[EventLog, TrainResult]:
     """Load the events the arguments name and train version `version` on them."""
-    from offline.events_io import InputError, load_events
+    from offline.errors import InputError, KafkaUnavailable
+    from offline.events_io import load_events
     from offline.trainer import TrainConfig, train
 
     if args.k_min < 2 or args.k_max < args.k_min:
@@ -146,12 +147,14 @@ def train_from_args(
         return log, train(log, config, previous, progress)
     except InputError as exc:
         raise UsageError(str(exc)) from exc
+    except KafkaUnavailable as exc:
+        raise RuntimeFailure(str(exc)) from exc
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, store, and optionally promote and publish."""
     from offline.kafka_io import signed
-    from offline.registry import ModelRegistry
+    from schemas.registry import ModelRegistry
 
     settings = load_settings()
     registry = ModelRegistry(args.model_dir or settings.model_dir)

@@ -6,8 +6,8 @@ import argparse
 import logging
 from typing import Any
 
-from rescorer.cli import UsageError
-from rescorer.common import margin_arg, rate_arg
+from rescorer.common import kafka_failure, margin_arg, rate_arg
+from rescorer.errors import UsageError
 
 
 def register(commands: Any) -> None:
@@ -54,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
     except TopicMismatch as exc:
         raise UsageError(str(exc)) from exc
     except KafkaError as exc:
-        from streams.kafka_clients import explain_kafka_error
-
-        raise UsageError(explain_kafka_error(settings, exc)) from exc
+        raise kafka_failure(settings, exc) from exc
 
     import faust
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticUndefined
@@ -40,7 +40,8 @@ UtcDatetime = Annotated[
 ]
 """An ISO-8601 timestamp that must carry a timezone; normalised to UTC."""
 
-Identifier = Annotated[str, Field(min_length=1, max_length=128, strict=True)]
+ID_MAX_LENGTH: Final = 128
+Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, strict=True)]
 """A non-empty identifier of at most 128 characters."""
 
 NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]

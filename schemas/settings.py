@@ -93,24 +93,60 @@ class RescorerSettings(BaseSettings):
             raise ValueError(f"RESCORER_KAFKA_SSL_CAFILE {self.kafka_ssl_cafile} is not a file")
         return self
 
+    def environment(self) -> dict[str, str]:
+        """The ``RESCORER_*`` variables that configure a child process like this one.
+
+        Every field that was set (by argument or by the environment) and every
+        topic name; secrets are passed on as they are, since a child needs them.
+
+        >>> RescorerSettings().environment()["RESCORER_TOPIC_EVENTS"]
+        'customer-events'
+        """
+        env = {f"RESCORER_TOPIC_{name.upper()}": str(value)
+               for name, value in self.topics.model_dump().items()}  # fmt: skip
+        for name in sorted(self.model_fields_set - {"topics"}):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"RESCORER_{name.upper()}"] = str(value)
+        return env
+
     @property
     def bootstrap_list(self) -> list[str]:
         """Bootstrap servers as a list of ``host:port``."""
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
 
-    def kafka_python_config(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python clients (producer, consumer, admin)."""
-        config: dict[str, Any] = {
+    def sasl_options(self) -> dict[str, str]:
+        """``sasl_mechanism``, ``sasl_plain_username``, ``sasl_plain_password``, or {}.
+
+        The one place SASL settings become client options: kafka-python and
+        aiokafka take the same names, and Faust's credentials are built from them.
+        """
+        if self.kafka_sasl_mechanism is None:
+            return {}
+        password = self.kafka_sasl_password
+        return {
+            "sasl_mechanism": self.kafka_sasl_mechanism,
+            "sasl_plain_username": self.kafka_sasl_username or "",
+            "sasl_plain_password": password.get_secret_value() if password else "",
+        }
+
+    def client_options(self) -> dict[str, Any]:
+        """What every Kafka client is given: servers, protocol, client id, SASL."""
+        return {
             "bootstrap_servers": self.bootstrap_list,
             "security_protocol": self.kafka_security_protocol,
             "client_id": self.kafka_client_id,
+            **self.sasl_options(),
         }
-        if self.kafka_sasl_mechanism is not None:
-            config["sasl_mechanism"] = self.kafka_sasl_mechanism
-            config["sasl_plain_username"] = self.kafka_sasl_username
-            config["sasl_plain_password"] = (
-                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
-            )
+
+    def kafka_python_config(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (producer, consumer, admin)."""
+        config = self.client_options()
         if self.kafka_ssl_cafile is not None:
             config["ssl_cafile"] = str(self.kafka_ssl_cafile)
         return config

@@ -24,7 +24,7 @@ from schemas.model import SegmentModel
 from schemas.segments import FEATURE_NAMES
 from scoring.drift import binned_ks, psi
 from scoring.population import PopulationHistogram
-from scoring.rescorer import Scored
+from scoring.reassignment import Scored
 
 DEFAULT_ADWIN_DELTA = 0.002
 

@@ -13,6 +13,24 @@ from numpy.typing import NDArray
 DEFAULT_MARGIN = 0.10
 
 
+def check_margin(margin: float) -> float:
+    """`margin` if it is a hysteresis margin, in [0, 1); else `ValueError`.
+
+    The one check of the range: the core, the worker's settings and the
+    command line's ``--margin`` all call it.
+
+    >>> check_margin(0.1)
+    0.1
+    >>> check_margin(1.0)
+    Traceback (most recent call last):
+        ...
+    ValueError: margin must be in [0, 1), got 1.0
+    """
+    if not 0.0 <= margin < 1.0:
+        raise ValueError(f"margin must be in [0, 1), got {margin}")
+    return margin
+
+
 def choose(distances: NDArray[np.float64], current: int | None, margin: float) -> int:
     """Index of the segment a customer should be in, given distances to every centroid.
 
@@ -27,8 +45,7 @@ def choose(distances: NDArray[np.float64], current: int | None, margin: float) -
     >>> choose(np.array([1.0, 0.85]), current=None, margin=0.10)
     1
     """
-    if not 0.0 <= margin < 1.0:
-        raise ValueError(f"margin must be in [0, 1), got {margin}")
+    check_margin(margin)
     best = int(np.argmin(distances))
     if current is None or best == current:
         return best
@@ -47,8 +64,7 @@ def choose_many(
     ...             np.array([0, 0, -1]), 0.10).tolist()
     [0, 1, 1]
     """
-    if not 0.0 <= margin < 1.0:
-        raise ValueError(f"margin must be in [0, 1), got {margin}")
+    check_margin(margin)
     best = np.argmin(distances, axis=1).astype(np.int64)
     rows = np.arange(len(current))
     assigned = current >= 0

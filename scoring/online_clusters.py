@@ -114,6 +114,10 @@ class OnlineCentroids:
         result: NDArray[np.float64] = np.sqrt((gap * gap).sum(axis=1))
         return result
 
+    def clone(self) -> OnlineCentroids:
+        """A fresh estimator with the same parameters (River's ``clone``): at its baseline."""
+        return OnlineCentroids(self.baseline.copy(), self.learning_rate)
+
     def checkpoint(self) -> list[list[float]]:
         """The current centroids as plain lists, for a changelog or a file."""
         rows: list[list[float]] = self.centroids().tolist()

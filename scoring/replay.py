@@ -19,7 +19,7 @@ from schemas.events import CustomerEvent
 from schemas.model import SegmentModel
 from schemas.segments import RfmFeatures, SegmentAssignment, SegmentChange
 from scoring.customer_record import CustomerRecord
-from scoring.rescorer import RescoreConfig, Rescored, Rescorer
+from scoring.reassignment import RescoreConfig, Rescored, Rescorer
 
 REPLAY_PARTITION = 0
 DEFAULT_BATCH = 500

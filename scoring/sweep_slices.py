@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from scoring.rescorer import Lookup, Rescored, Rescorer
+from scoring.reassignment import Lookup, Rescored, Rescorer
 
 DEFAULT_BUDGET_SECONDS = 0.01
 DEFAULT_CHUNK = 128

@@ -36,7 +36,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas.settings import TopicNames
-from scoring.rescorer import Rescored
+from scoring.reassignment import Rescored
 from streams.intake import Letter
 from streams.kafka_clients import aiokafka_config
 from streams.settings import WorkerSettings

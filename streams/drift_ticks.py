@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from schemas.retrain import RetrainRequest
 from scoring.customer_record import to_micros
 from scoring.drift_monitor import DriftMonitor
-from scoring.rescorer import Rescorer
+from scoring.reassignment import Rescorer
 from scoring.retrain_policy import RetrainPolicy
 from streams.metrics import WorkerMetrics
 

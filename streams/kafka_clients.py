@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 from schemas.settings import RescorerSettings
@@ -24,22 +25,10 @@ def ssl_context(settings: RescorerSettings) -> ssl.SSLContext | None:
 
 def aiokafka_config(settings: RescorerSettings) -> dict[str, Any]:
     """Keyword arguments shared by aiokafka producers, consumers and admin clients."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_list,
-        "security_protocol": settings.kafka_security_protocol,
-        "client_id": settings.kafka_client_id,
-    }
+    config = settings.client_options()
     context = ssl_context(settings)
     if context is not None:
         config["ssl_context"] = context
-    if settings.kafka_sasl_mechanism is not None:
-        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        config["sasl_plain_username"] = settings.kafka_sasl_username
-        config["sasl_plain_password"] = (
-            settings.kafka_sasl_password.get_secret_value()
-            if settings.kafka_sasl_password
-            else None
-        )
     return config
 
 
@@ -50,15 +39,13 @@ def faust_broker_settings(settings: RescorerSettings) -> dict[str, Any]:
     broker = ";".join(f"kafka://{server}" for server in settings.bootstrap_list)
     credentials: Any = None
     context = ssl_context(settings)
-    if settings.kafka_sasl_mechanism is not None:
-        password = (
-            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-        )
+    sasl = settings.sasl_options()
+    if sasl:
         credentials = faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password,
+            username=sasl["sasl_plain_username"],
+            password=sasl["sasl_plain_password"],
             ssl_context=context,
-            mechanism=settings.kafka_sasl_mechanism,
+            mechanism=sasl["sasl_mechanism"],
         )
     elif context is not None:
         credentials = faust.SSLCredentials(context)
@@ -76,8 +63,19 @@ class _KafkaLogCapture(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def explain_kafka_error(settings: RescorerSettings, exc: Exception) -> str:
-    """One line on why Kafka refused us, naming bad credentials when that is the cause.
+@dataclass(frozen=True)
+class KafkaRefusal:
+    """Why Kafka could not be used, in one line, and whether the credentials were at fault."""
+
+    message: str
+    bad_credentials: bool
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def explain_kafka_error(settings: RescorerSettings, exc: Exception) -> KafkaRefusal:
+    """Why Kafka refused us, naming bad credentials when that is the cause.
 
     kafka-python reports a failed SASL handshake during its version probe as an
     incompatible broker; one more attempt with the version pinned surfaces the
@@ -102,9 +100,10 @@ def explain_kafka_error(settings: RescorerSettings, exc: Exception) -> str:
             kafka_log.removeHandler(heard)
         said = " ".join([reason, *heard.messages])
         if "Authentication failed" in said or "SaslAuthenticationFailed" in said:
-            return (
+            return KafkaRefusal(
                 f"Kafka at {where} rejected user {settings.kafka_sasl_username!r} "
                 f"({settings.kafka_sasl_mechanism}): authentication failed; check "
-                "RESCORER_KAFKA_SASL_USERNAME and RESCORER_KAFKA_SASL_PASSWORD"
+                "RESCORER_KAFKA_SASL_USERNAME and RESCORER_KAFKA_SASL_PASSWORD",
+                bad_credentials=True,
             )
-    return f"cannot reach Kafka at {where}: {reason}"
+    return KafkaRefusal(f"cannot reach Kafka at {where}: {reason}", bad_credentials=False)

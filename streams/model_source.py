@@ -26,7 +26,7 @@ OnRejected = Callable[[ModelRejected], None]
 
 def model_from_directory(directory: Path, verify_keys: Sequence[bytes] = ()) -> SegmentModel | None:
     """The active model of a registry directory, or None (missing, empty, invalid, unsigned)."""
-    from offline.registry import ModelRegistry
+    from schemas.registry import ModelRegistry
 
     if not directory.is_dir():
         return None

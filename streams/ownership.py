@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from scoring.customer_record import CustomerRecord, to_micros
 from scoring.drift_monitor import DriftMonitor
-from scoring.rescorer import Rescorer
+from scoring.reassignment import Rescorer
 from streams.batch_reader import BatchReader
 from streams.delivery import Delivery, position_key
 from streams.metrics import WorkerMetrics

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scoring.customer_record import CustomerRecord
-from scoring.rescorer import Rescored, Rescorer
+from scoring.reassignment import Rescored, Rescorer
 from scoring.sweep_slices import SweepSlicer
 from streams.batch_reader import BatchReader
 from streams.delivery import Delivery, Step

@@ -8,13 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from schemas.settings import RescorerSettings
 from scoring.drift_monitor import DEFAULT_ADWIN_DELTA
-from scoring.hysteresis import DEFAULT_MARGIN
+from scoring.hysteresis import DEFAULT_MARGIN, check_margin
 from scoring.online_clusters import DEFAULT_LEARNING_RATE
-from scoring.rescorer import RescoreConfig
+from scoring.reassignment import RescoreConfig
 from scoring.retrain_policy import RetrainThresholds
 from scoring.sweep_slices import DEFAULT_BUDGET_SECONDS
 
@@ -30,7 +30,7 @@ class WorkerSettings(RescorerSettings):
     store: Literal["memory://"] = "memory://"
     data_dir: Path = Path("./worker-data")
     standby_replicas: Annotated[int, Field(ge=0)] = 1
-    hysteresis_margin: Annotated[float, Field(ge=0.0, lt=1.0)] = DEFAULT_MARGIN
+    hysteresis_margin: Annotated[float, AfterValidator(check_margin)] = DEFAULT_MARGIN
     learning_rate: Annotated[float, Field(ge=0.0, le=1.0)] = DEFAULT_LEARNING_RATE
     sweep_period_hours: Annotated[float, Field(gt=0.0)] = 24.0
     recheck_days: Annotated[float, Field(gt=0.0)] = 30.0

@@ -9,7 +9,7 @@ from typing import Literal
 
 from schemas.model import SegmentModel
 from scoring.drift_monitor import DriftMonitor
-from scoring.rescorer import RescoreConfig, Rescorer
+from scoring.reassignment import RescoreConfig, Rescorer
 
 
 @dataclass

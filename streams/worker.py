@@ -21,8 +21,8 @@ import faust
 import mode
 from faust.types import TP
 
-from rescorer import __version__
 from schemas.model import ModelRejected, SegmentModel
+from schemas.package import PACKAGE_VERSION
 from schemas.retrain import RetrainRequest
 from scoring.retrain_policy import RetrainPolicy
 from streams.aside_consumer import aside_consumer
@@ -82,7 +82,7 @@ class RescorerWorker:
         self.ownership = Ownership()
         self.metrics = WorkerMetrics()
         self.metrics.info.info(
-            {"worker_id": settings.worker_id, "app_id": settings.app_id, "version": __version__,
+            {"worker_id": settings.worker_id, "app_id": settings.app_id, "version": PACKAGE_VERSION,
              "clock": settings.clock, "store": settings.store}
         )  # fmt: skip
         self.reader = BatchReader(settings, topics.events)

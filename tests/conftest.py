@@ -11,6 +11,9 @@ import pytest
 
 from rescorer.devkafka import BrokerUnavailable, ProvidedBroker, provide_broker
 
+# A Faust app a test runs as its own process: it reads its settings at import.
+collect_ignore = ["support/faust_echo.py"]
+
 
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[ProvidedBroker]:

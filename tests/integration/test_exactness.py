@@ -1,21 +1,21 @@
 """Nothing lost, nothing counted twice: crashes, redelivery, broker restarts, rebalances.
 
 Each scenario's final ``customer-segments`` is compared with `rescorer replay`'s
-core over the same events (see `tests/integration/exactness.py`).
+core over the same events (see `tests/support/exactness.py`).
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from rescorer.devkafka import ProvidedBroker
 from rescorer.devkafka.local import LocalKafka
-from tests.integration.exactness import (
+from tests.support.exactness import (
     Tally,
     Workload,
     broker_restart,
@@ -27,6 +27,7 @@ from tests.integration.exactness import (
     redelivery,
     workload,
 )
+from tests.support.worker_harness import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
 
@@ -48,22 +49,23 @@ def assert_exact(tally: Tally) -> None:
     assert tally.exact, f"{tally.result_line()}\n" + "\n".join(tally.examples)
 
 
-def test_a_worker_killed_mid_stream_and_restarted_ends_exactly_like_the_replay(
-    kafka: ProvidedBroker, tmp_path: Path, large: Workload
+@pytest.mark.parametrize(
+    ("scenario", "size"),
+    [
+        pytest.param(crash, "large", id="a worker killed mid-stream and restarted"),
+        pytest.param(redelivery, "small", id="every event delivered twice"),
+        pytest.param(rebalance, "small", id="two workers, one killed mid-stream"),
+    ],
+)
+def test_a_fault_mid_stream_ends_exactly_like_the_replay(
+    kafka: ProvidedBroker,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    scenario: Callable[[Stack, Workload], Tally],
+    size: str,
 ) -> None:
-    assert_exact(crash(new_stack(kafka.bootstrap_servers, tmp_path), large))
-
-
-def test_every_event_delivered_twice_changes_nothing_and_emits_nothing(
-    kafka: ProvidedBroker, tmp_path: Path, small: Workload
-) -> None:
-    assert_exact(redelivery(new_stack(kafka.bootstrap_servers, tmp_path), small))
-
-
-def test_two_workers_one_killed_mid_stream_the_survivor_ends_exact(
-    kafka: ProvidedBroker, tmp_path: Path, small: Workload
-) -> None:
-    assert_exact(rebalance(new_stack(kafka.bootstrap_servers, tmp_path), small))
+    work: Workload = request.getfixturevalue(size)
+    assert_exact(scenario(new_stack(kafka.bootstrap_servers, tmp_path), work))
 
 
 def test_partitions_handed_over_in_the_middle_of_batches_lose_and_duplicate_nothing(

@@ -149,7 +149,7 @@ def test_faust_worker_consumes_and_produces(
             "-m",
             "faust",
             "-A",
-            "tests.integration.faust_echo",
+            "tests.support.faust_echo",
             "worker",
             "--loglevel",
             "warn",

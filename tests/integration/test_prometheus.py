@@ -17,20 +17,20 @@ import pytest
 import yaml
 
 from offline.kafka_io import publish_model
+from offline.simulator import event_bodies, generate
 from offline.synthetic import MALFORMED_KINDS, malformed
 from rescorer.common import stop_process
 from rescorer.devkafka import ProvidedBroker
 from rescorer.devkafka.local import free_port
-from rescorer.simulate_command import event_bodies, generate
-from tests.integration.worker_harness import (
+from tests.support.monitoring import RULES, dashboard_queries, rule_queries
+from tests.support.toy_model import toy_model
+from tests.support.worker_harness import (
     Stack,
     WorkerProcess,
     produce,
     produce_raw,
     wait_until,
 )
-from tests.monitoring import RULES, dashboard_queries, rule_queries
-from tests.unit.toy_model import toy_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

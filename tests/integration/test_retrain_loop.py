@@ -13,12 +13,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from offline.simulator import event_bodies, generate
 from offline.synthetic import BehaviourShift
 from rescorer.devkafka import ProvidedBroker
-from rescorer.simulate_command import event_bodies, generate
 from streams.settings import WorkerSettings
 from streams.topics import ensure_topics
-from tests.integration.worker_harness import Stack, WorkerProcess, produce, read_all, wait_until
+from tests.support.worker_harness import Stack, WorkerProcess, produce, read_all, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -77,8 +77,13 @@ def test_a_behaviour_shift_leads_to_a_promoted_model_the_worker_switches_to(
             and total(worker.metrics(), "rescorer_consumer_lag_messages") == 0,
             worker, timeout=180,
         )  # fmt: skip
-        before = worker.metrics()
-        assert before['rescorer_feature_psi{feature="recency_days"}'] < 0.25
+        recency_psi = 'rescorer_feature_psi{feature="recency_days"}'
+        before = wait_until(  # the next drift tick after catch-up publishes the PSI
+            "the drift of the caught-up population",
+            lambda: (series := worker.metrics()).get(recency_psi) is not None and series,
+            worker, timeout=30,
+        )  # fmt: skip
+        assert before[recency_psi] < 0.25
         assert read_all(stack, stack.topics.retrain_requests) == []
 
         produce(stack, event_bodies(live))

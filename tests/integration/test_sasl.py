@@ -19,9 +19,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from offline.kafka_io import publish_model
 from rescorer.devkafka.local import LocalKafka
 from schemas.settings import RescorerSettings
-from tests.integration.tls import make_tls
-from tests.integration.worker_harness import Stack, WorkerProcess, event, wait_until
-from tests.unit.toy_model import toy_model
+from tests.support.tls import make_tls
+from tests.support.toy_model import toy_model
+from tests.support.worker_harness import Stack, WorkerProcess, event, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.slow]
 

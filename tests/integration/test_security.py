@@ -28,13 +28,14 @@ from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailed
 from kafka.protocol.metadata import MetadataRequest
 
 from offline.kafka_io import ACTIVE_MODEL_KEY, publish_model
-from offline.registry import ModelRegistry
-from rescorer.cli import EXIT_DENIED
 from rescorer.devkafka import ProvidedBroker
 from rescorer.devkafka.local import LocalKafka
+from rescorer.errors import EXIT_DENIED
 from schemas.model import sign_model
+from schemas.registry import ModelRegistry
 from schemas.segments import SegmentChange
-from tests.integration.worker_harness import (
+from tests.support.toy_model import toy_model
+from tests.support.worker_harness import (
     Stack,
     WorkerProcess,
     event,
@@ -42,7 +43,6 @@ from tests.integration.worker_harness import (
     read_all,
     wait_until,
 )
-from tests.unit.toy_model import toy_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

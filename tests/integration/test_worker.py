@@ -12,7 +12,8 @@ import pytest
 
 from offline.kafka_io import publish_model
 from rescorer.devkafka import ProvidedBroker
-from tests.integration.worker_harness import (
+from tests.support.toy_model import AT_RISK, CENTROIDS, CHAMPIONS, REGULAR, toy_model
+from tests.support.worker_harness import (
     Stack,
     WorkerProcess,
     clock_tick,
@@ -22,7 +23,6 @@ from tests.integration.worker_harness import (
     read_all,
     wait_until,
 )
-from tests.unit.toy_model import AT_RISK, CENTROIDS, CHAMPIONS, REGULAR, toy_model
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,7 @@ def test_a_hostile_model_is_rejected_and_the_current_one_kept(
     stack, worker = running
     from kafka import KafkaProducer
 
-    before = worker.metrics()["rescorer_models_rejected_total"]
+    before = worker.metrics()['rescorer_models_rejected_total{reason="invalid"}']
     good = toy_model(version=3).model_dump(mode="json")
     wrong_dimensions = json.loads(json.dumps(good))
     wrong_dimensions["segments"][0]["centroid"] = [1.0, 2.0]
@@ -210,7 +210,9 @@ def test_a_hostile_model_is_rejected_and_the_current_one_kept(
         lambda: worker.log().count("rejected a model") >= len(hostile),
         worker, timeout=30,
     )  # fmt: skip
-    assert worker.metrics()["rescorer_models_rejected_total"] - before == len(hostile)
+    assert worker.metrics()['rescorer_models_rejected_total{reason="invalid"}'] - before == len(
+        hostile
+    )
     produce(stack, [event("h-0", "after-hostile", T0 + timedelta(days=300))])
     assignment = wait_until(
         "an assignment after the hostile model",
@@ -228,7 +230,7 @@ def test_metrics_count_what_the_worker_did(running: tuple[Stack, WorkerProcess])
     assert series['rescorer_events_rejected_total{reason="key_mismatch"}'] == 1
     assert series['rescorer_events_rejected_total{reason="invalid_event"}'] == 2
     assert series["rescorer_model_version"] == 2
-    assert series["rescorer_models_rejected_total"] >= 2
+    assert series['rescorer_models_rejected_total{reason="invalid"}'] >= 2
     changes = {k: v for k, v in series.items() if k.startswith("rescorer_segment_changes_total")}
     assert any('reason="model_update"' in k for k in changes)
     assert any('reason="recency"' in k for k in changes)

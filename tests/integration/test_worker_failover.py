@@ -11,7 +11,8 @@ import pytest
 
 from offline.kafka_io import publish_model
 from rescorer.devkafka import ProvidedBroker
-from tests.integration.worker_harness import (
+from tests.support.toy_model import toy_model
+from tests.support.worker_harness import (
     Stack,
     WorkerProcess,
     event,
@@ -19,7 +20,6 @@ from tests.integration.worker_harness import (
     read_all,
     wait_until,
 )
-from tests.unit.toy_model import toy_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

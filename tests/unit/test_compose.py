@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from rescorer.cli import build_parser
-from tests.monitoring import PROMETHEUS, ROOT
+from tests.support.monitoring import PROMETHEUS, ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 

@@ -10,10 +10,10 @@ from schemas.segments import FEATURE_NAMES
 from scoring.drift import proportions, reference_edges
 from scoring.drift_monitor import DriftMonitor, FeatureDrift
 from scoring.population import PopulationHistogram
-from scoring.rescorer import Scored
+from scoring.reassignment import Scored
 from scoring.retrain_policy import RetrainPolicy, RetrainThresholds
 from scoring.rfm import MICROS_PER_DAY
-from tests.unit.toy_model import toy_model
+from tests.support.toy_model import toy_model
 
 DAY0 = 20_000.0  # days since the epoch
 

@@ -12,7 +12,9 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from offline.events_io import InputError, load_events, validate
+from offline.errors import InputError
+from offline.event_validation import validate
+from offline.events_io import load_events
 from schemas import CustomerEvent
 
 GOOD: dict[str, Any] = {

@@ -8,7 +8,7 @@ import numpy as np
 
 from offline.model_comparison import QualityGates, compare, scores_on
 from schemas.model import SegmentModel, ValidationMetrics
-from tests.unit.toy_model import CENTROIDS, toy_model
+from tests.support.toy_model import CENTROIDS, toy_model
 
 GATES = QualityGates()
 

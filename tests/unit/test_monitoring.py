@@ -8,7 +8,7 @@ import subprocess
 import yaml
 
 from streams.metrics import WorkerMetrics
-from tests.monitoring import (
+from tests.support.monitoring import (
     DASHBOARDS,
     GRAFANA,
     PROMETHEUS,

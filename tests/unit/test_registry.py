@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from offline.registry import ModelRegistry, RegistryError
+from schemas.registry import ModelRegistry, RegistryError
 from tests.unit.test_trainer import trained
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from offline.events_io import load_events
 from offline.features import rfm_features
-from offline.registry import ModelRegistry
 from rescorer.cli import main
+from schemas.registry import ModelRegistry
 from scoring.space import ModelSpace
-from tests.unit.test_train_cli import run
+from tests.support.cli import run
 
 
 @pytest.fixture(scope="module")

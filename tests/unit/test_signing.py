@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from schemas.model import ModelRejected, load_segment_model, sign_model
 from schemas.settings import RescorerSettings
 from schemas.signing import canonical_bytes, key_id, sign_document, verify_document
-from tests.unit.toy_model import toy_model
+from tests.support.toy_model import toy_model
 
 KEY = b"k" * 32
 OTHER = b"o" * 32

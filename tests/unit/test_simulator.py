@@ -8,11 +8,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from offline.simulator import event_bodies
 from offline.synthetic import MALFORMED_KINDS, BehaviourShift, malformed, synthetic_events
-from rescorer.simulate_command import event_bodies
 from schemas import CustomerEvent
 from streams.decoding import Rejected, decode_event
-from tests.unit.test_train_cli import run
+from tests.support.cli import run
 
 END = datetime(2025, 1, 1, tzinfo=UTC)
 

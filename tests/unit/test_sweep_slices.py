@@ -9,9 +9,9 @@ import pytest
 
 from schemas import CustomerEvent, EventType
 from scoring.customer_record import CustomerRecord
-from scoring.rescorer import RescoreConfig, Rescorer
+from scoring.reassignment import RescoreConfig, Rescorer
 from scoring.sweep_slices import SweepSlicer
-from tests.unit.toy_model import toy_model
+from tests.support.toy_model import toy_model
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
 

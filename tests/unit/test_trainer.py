@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from offline.events_io import EventLog, InputError, Rejections
+from offline.errors import InputError
+from offline.event_validation import Rejections
+from offline.events_io import EventLog
 from offline.naming import PROTOTYPES, name_segments, percentile_scores
 from offline.synthetic import synthetic_events
 from offline.trainer import TrainConfig, TrainResult, train

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.settings import WorkerSettings
-from tests.unit.test_train_cli import run
+from tests.support.cli import run
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rescorer.cli import main
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.support.cli import run
 
 
 def test_convert_cdnow_is_deterministic(cdnow_events: Path) -> None:

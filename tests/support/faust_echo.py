@@ -1,6 +1,6 @@
 """A minimal Faust app for the integration tier: validate events, forward them.
 
-Run as ``faust -A tests.integration.faust_echo worker``; the topics and the
+Run as ``faust -A tests.support.faust_echo worker``; the topics and the
 broker come from the environment the test sets.
 """
 

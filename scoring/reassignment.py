@@ -1,4 +1,4 @@
-"""The re-scoring core shared by the Faust worker and `rescorer replay`.
+"""Reassignment, the re-scoring core shared by the Faust worker and `rescorer replay`.
 
 It folds events into per-customer records, scores the customers an event
 batch touched in one vectorised pass, applies hysteresis against per-partition
@@ -32,7 +32,7 @@ from schemas.segments import (
 from scoring.customer_record import CustomerRecord, to_micros
 from scoring.customer_state import CustomerState
 from scoring.due_index import DueIndex
-from scoring.hysteresis import DEFAULT_MARGIN, choose_many
+from scoring.hysteresis import DEFAULT_MARGIN, check_margin, choose_many
 from scoring.online_clusters import DEFAULT_LEARNING_RATE, OnlineCentroids
 from scoring.rfm import MICROS_PER_DAY, day_number, first_window_day
 from scoring.space import ModelSpace, rowwise_distances
@@ -53,8 +53,7 @@ class RescoreConfig:
     clock: Clock = "event"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.margin < 1.0:
-            raise ValueError(f"margin must be in [0, 1), got {self.margin}")
+        check_margin(self.margin)
         if not 0.0 <= self.learning_rate <= 1.0:
             raise ValueError(f"learning rate must be in [0, 1], got {self.learning_rate}")
         if self.sweep_period <= timedelta(0):

@@ -8,7 +8,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offline.events_io import EVENT_SCHEMA
+from offline.event_validation import EVENT_SCHEMA
 from offline.features import rfm_features
 from schemas import CustomerEvent, EventType
 from scoring.customer_state import CustomerState

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from offline.events_io import EVENT_SCHEMA
+from offline.event_validation import EVENT_SCHEMA
 from offline.features import rfm_features
 
 T = datetime(2024, 6, 30, 18, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ from schemas import CustomerEvent, EventType
 from schemas.segments import FEATURE_NAMES, ChangeReason, SegmentAssignment, SegmentChange
 from scoring.customer_record import CustomerRecord
 from scoring.online_clusters import OnlineCentroids
-from scoring.rescorer import Lookup, RescoreConfig, Rescorer
-from tests.unit.toy_model import AT_RISK, CENTROIDS, CHAMPIONS, REGULAR, toy_model
+from scoring.reassignment import Lookup, RescoreConfig, Rescorer
+from tests.support.toy_model import AT_RISK, CENTROIDS, CHAMPIONS, REGULAR, toy_model
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
 FROZEN = RescoreConfig(margin=0.10, learning_rate=0.0)
@@ -70,7 +70,7 @@ class Harness:
         return self._keep(self.rescorer.sweep(partition, self.lookup, T0, limit))
 
     def _keep(self, result: object) -> list[SegmentChange]:
-        from scoring.rescorer import Rescored
+        from scoring.reassignment import Rescored
 
         assert isinstance(result, Rescored)
         self.records.update(result.records)

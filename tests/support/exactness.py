@@ -30,18 +30,18 @@ import numpy as np
 
 from offline.events_io import load_events
 from offline.kafka_io import publish_model
+from offline.simulator import event_bodies, generate
 from offline.synthetic import MALFORMED_KINDS, malformed
 from offline.trainer import TrainConfig, train
-from rescorer.simulate_command import event_bodies, generate
 from schemas.events import CustomerEvent
 from schemas.model import SegmentModel
 from schemas.segments import SegmentAssignment
+from scoring.reassignment import RescoreConfig
 from scoring.replay import replay
-from scoring.rescorer import RescoreConfig
 from scoring.space import ModelSpace
 from streams.settings import WorkerSettings
 from streams.topics import ensure_topics
-from tests.integration.worker_harness import (
+from tests.support.worker_harness import (
     Stack,
     WorkerProcess,
     produce,

@@ -1,0 +1,164 @@
+"""Column-wise validation of raw event rows against the `CustomerEvent` contract.
+
+The same rules as the contract, over whole frames at once: each rejected row
+gets the message of the first rule it breaks, from `schemas.events.RULES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from schemas._base import ID_MAX_LENGTH
+from schemas.events import (
+    CHANNEL_MAX_LENGTH,
+    CURRENCY_PATTERN,
+    MONETARY_TYPES,
+    RULES,
+    EventType,
+)
+
+EVENT_TYPE = pl.Enum([t.value for t in EventType])
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String(),
+    "customer_id": pl.String(),
+    "type": EVENT_TYPE,
+    "occurred_at": pl.Datetime("us", "UTC"),
+    "amount": pl.Float64(),
+}
+"""The canonical columns of a validated event frame."""
+_TZ_SUFFIX = r"([zZ]|[+-]\d{2}(:?\d{2})?)$"
+EXAMPLES = 3
+
+
+@dataclass
+class Rejections:
+    """Rows that failed validation, by reason, with the first examples of each."""
+
+    total_rows: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> int:
+        """How many rows were rejected."""
+        return sum(self.counts.values())
+
+    @property
+    def share(self) -> float:
+        """Rejected rows as a share of all rows read."""
+        return self.rejected / self.total_rows if self.total_rows else 0.0
+
+    def add(self, reason: str, count: int, examples: Sequence[str]) -> None:
+        """Record `count` rows rejected for `reason`."""
+        self.counts[reason] = self.counts.get(reason, 0) + count
+        kept = self.examples.setdefault(reason, [])
+        kept.extend(examples[: EXAMPLES - len(kept)])
+
+    def summary(self) -> str:
+        """One line per reason, most frequent first."""
+        lines = [f"{self.rejected} of {self.total_rows} rows rejected ({self.share:.2%})"]
+        for reason, count in sorted(self.counts.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {count:>8}  {reason}  e.g. {'; '.join(self.examples[reason])}")
+        return "\n".join(lines)
+
+
+def _as_string(frame: pl.DataFrame, name: str) -> pl.Expr:
+    if name not in frame.columns:
+        return pl.lit(None, dtype=pl.String).alias(name)
+    if frame.schema[name] == pl.String:
+        return pl.col(name)
+    return pl.col(name).cast(pl.String, strict=False).alias(name)
+
+
+def _timestamps(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+    """(parsed UTC timestamp, reason or null) for the occurred_at column."""
+    dtype = frame.schema.get("occurred_at")
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return (
+                pl.lit(None, dtype=pl.Datetime("us", "UTC")),
+                pl.lit(RULES["occurred_at_naive"]),
+            )
+        parsed = pl.col("occurred_at").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+        return parsed, pl.when(parsed.is_null()).then(pl.lit(RULES["occurred_at_missing"]))
+    text = _as_string(frame, "occurred_at")
+    normalised = text.str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[ tT_]", "${1}T")
+    normalised = normalised.str.replace(r"[zZ]$", "+00:00")
+    parsed = normalised.str.to_datetime(
+        "%Y-%m-%dT%H:%M:%S%.f%z", time_zone="UTC", strict=False
+    ).dt.cast_time_unit("us")
+    reason = (
+        pl.when(text.is_null())
+        .then(pl.lit(RULES["occurred_at_missing"]))
+        .when(~text.str.strip_chars().str.contains(_TZ_SUFFIX))
+        .then(pl.lit(RULES["occurred_at_naive"]))
+        .when(parsed.is_null())
+        .then(pl.lit(RULES["occurred_at_not_iso"]))
+    )
+    return parsed, reason
+
+
+def validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a raw frame into (valid canonical rows, rejected rows with a ``reason``)."""
+    event_id, customer_id = _as_string(frame, "event_id"), _as_string(frame, "customer_id")
+    kind = _as_string(frame, "type")
+    currency, channel = _as_string(frame, "currency"), _as_string(frame, "channel")
+    if "amount" not in frame.columns:
+        amount = pl.lit(None, dtype=pl.Float64)
+        amount_text = pl.lit(None, dtype=pl.String)
+    elif frame.schema["amount"] == pl.String:
+        amount_text = pl.col("amount")
+        amount = amount_text.str.strip_chars().cast(pl.Float64, strict=False)
+    else:
+        amount_text = pl.col("amount").cast(pl.String)
+        amount = pl.col("amount").cast(pl.Float64, strict=False)
+    occurred_at, ts_reason = _timestamps(frame)
+    monetary = kind.is_in([t.value for t in MONETARY_TYPES])
+    reason = (
+        pl.when(event_id.is_null() | (event_id.str.len_chars() == 0))
+        .then(pl.lit(RULES["event_id_missing"]))
+        .when(event_id.str.len_chars() > ID_MAX_LENGTH)
+        .then(pl.lit(RULES["event_id_too_long"]))
+        .when(customer_id.is_null() | (customer_id.str.len_chars() == 0))
+        .then(pl.lit(RULES["customer_id_missing"]))
+        .when(customer_id.str.len_chars() > ID_MAX_LENGTH)
+        .then(pl.lit(RULES["customer_id_too_long"]))
+        .when(kind.is_null() | ~kind.is_in([t.value for t in EventType]))
+        .then(pl.lit(RULES["type_unknown"]))
+        .otherwise(ts_reason)
+    )
+    reason = (
+        pl.when(reason.is_not_null())
+        .then(reason)
+        .when(monetary & amount_text.is_null())
+        .then(pl.lit(RULES["amount_required"]))
+        .when(
+            monetary & (amount.is_null() | amount.is_nan() | amount.is_infinite() | (amount <= 0))
+        )
+        .then(pl.lit(RULES["amount_not_positive"]))
+        .when((kind == "session") & amount_text.is_not_null())
+        .then(pl.lit(RULES["session_with_amount"]))
+        .when(currency.is_not_null() & ~currency.str.contains(CURRENCY_PATTERN))
+        .then(pl.lit(RULES["currency_not_code"]))
+        .when(channel.is_not_null() & (channel.str.len_chars() > CHANNEL_MAX_LENGTH))
+        .then(pl.lit(RULES["channel_too_long"]))
+    )
+    reasons = frame.select(reason.alias("reason")).to_series()
+    ok = reasons.is_null()
+    valid = frame.filter(ok).select(
+        event_id.alias("event_id"),
+        customer_id.alias("customer_id"),
+        kind.cast(EVENT_TYPE).alias("type"),
+        occurred_at.alias("occurred_at"),
+        pl.when(kind == "session").then(None).otherwise(amount).alias("amount"),
+    )
+    # The raw text of a row is only built for rejected rows: it is for the report.
+    rejected = frame.filter(~ok).select(
+        pl.concat_str([pl.all().cast(pl.String, strict=False).fill_null("")], separator=",")
+        .str.slice(0, 80)
+        .alias("raw"),
+    )
+    return valid, rejected.with_columns(reasons.filter(~ok).alias("reason"))

@@ -1,0 +1,57 @@
+"""The column-wise validation and the `CustomerEvent` contract apply one rule table."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from offline.event_files import RAW_SCHEMA, raw_row
+from offline.event_validation import validate
+from schemas.events import RULES, CustomerEvent
+
+GOOD = {
+    "event_id": "e1", "customer_id": "c1", "type": "purchase",
+    "occurred_at": "2024-03-01T12:00:00+00:00", "amount": 10.0,
+    "currency": "EUR", "channel": "web",
+}  # fmt: skip
+
+BREAKS: dict[str, dict[str, object]] = {
+    "event_id_missing": {"event_id": ""},
+    "event_id_too_long": {"event_id": "e" * 129},
+    "customer_id_missing": {"customer_id": None},
+    "customer_id_too_long": {"customer_id": "c" * 129},
+    "type_unknown": {"type": "visit"},
+    "occurred_at_missing": {"occurred_at": None},
+    "occurred_at_naive": {"occurred_at": "2024-03-01T12:00:00"},
+    "occurred_at_not_iso": {"occurred_at": "2024-13-45T12:00:00Z"},
+    "amount_required": {"amount": None},
+    "amount_not_positive": {"amount": -3.0},
+    "session_with_amount": {"type": "session"},
+    "currency_not_code": {"currency": "euro"},
+    "channel_too_long": {"channel": "x" * 65},
+}
+
+
+def test_every_rule_has_a_breaking_example() -> None:
+    assert set(BREAKS) == set(RULES)
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_a_row_breaking_a_rule_is_refused_by_both_with_the_table_message(rule: str) -> None:
+    row = {**GOOD, **BREAKS[rule]}
+    with pytest.raises(ValidationError):
+        CustomerEvent.model_validate_json(
+            json.dumps({k: v for k, v in row.items() if v is not None})
+        )
+    valid, rejected = validate(pl.DataFrame([raw_row(row)], schema=RAW_SCHEMA))
+    assert valid.height == 0
+    assert rejected["reason"].to_list() == [RULES[rule]]
+
+
+def test_the_good_row_passes_both() -> None:
+    CustomerEvent.model_validate_json(json.dumps(GOOD))
+    valid, rejected = validate(pl.DataFrame([raw_row(GOOD)], schema=RAW_SCHEMA))
+    assert (valid.height, rejected.height) == (1, 0)
