@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from offline.event_validation import Rejections
 from offline.trainer import TrainResult
 from schemas.segments import FEATURE_NAMES
+from scoring.holdout import HoldoutPolicy
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -132,9 +133,30 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def render(result: TrainResult, rejections: Rejections, images: dict[str, bytes]) -> str:
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def holdout_counts(result: TrainResult, policy: HoldoutPolicy) -> dict[int, int]:
+    """Training customers per segment id that the policy holds out."""
+    counts: dict[int, int] = {s.segment_id: 0 for s in result.model.segments}
+    ids = result.features["customer_id"].to_list()
+    for customer, segment in zip(ids, result.segment_ids.tolist(), strict=True):
+        if policy.is_holdout(str(customer), int(segment)):
+            counts[int(segment)] += 1
+    return counts
+
+
+def render(
+    result: TrainResult,
+    rejections: Rejections,
+    images: dict[str, bytes],
+    holdout_policy: HoldoutPolicy | None = None,
+) -> str:
     """The HTML page."""
     model, v = result.model, result.model.validation
+    policy = holdout_policy or HoldoutPolicy()
+    held = holdout_counts(result, policy)
     rows = []
     for segment in model.segments:
         p = segment.profile
@@ -146,7 +168,10 @@ def render(result: TrainResult, rejections: Rejections, images: dict[str, bytes]
             f"<td>{p.size:,}</td><td>{p.share:.1%}</td><td>{p.revenue_share:.1%}</td>"
             f"<td>{p.average_order_value:,.2f}</td><td>{p.mean['recency_days']:.0f}</td>"
             f"<td>{p.mean['frequency']:.2f}</td><td>{p.mean['monetary']:,.2f}</td>"
-            f"<td>{_fmt(jaccard, 2)}</td></tr>"
+            f"<td>{_fmt(jaccard, 2)}</td>"
+            f"<td>{_share(p.boundary_share)}</td>"
+            f"<td>{held[segment.segment_id]:,} "
+            f"({policy.share_of(segment.segment_id):.0%})</td></tr>"
         )
     pvalues = "".join(
         f"<tr><td class=l>{html.escape(k)}</td><td>{p:.2g}</td></tr>"
@@ -183,7 +208,8 @@ from {model.n_events:,} events ({model.training_start:%Y-%m-%d} to
 <h2>Segments</h2>
 <table><tr><th>id</th><th class=l>segment</th><th>customers</th><th>share</th>
 <th>revenue share</th><th>avg order value</th><th>mean recency (days)</th>
-<th>mean frequency</th><th>mean monetary</th><th>stability (Jaccard)</th></tr>
+<th>mean frequency</th><th>mean monetary</th><th>stability (Jaccard)</th>
+<th>near a boundary</th><th>holdout (share)</th></tr>
 {"".join(rows)}</table>
 <h2>Can these segments be trusted?</h2>
 <ul>
@@ -193,6 +219,14 @@ Calinski-Harabasz {_fmt(v.calinski_harabasz, 0)}.</li>
 <li>Stability: refitting on {model.parameters.get("bootstrap_resamples")} bootstrap resamples
 reproduces the segments at mean adjusted Rand index <b>{_fmt(v.bootstrap_ari)}</b>
 (1 = identical); per-segment Jaccard above 0.75 means a segment is stable.</li>
+<li>Edge cases: "near a boundary" is the share of a segment's customers whose nearest
+centroid is less than 10% closer than the second nearest (confidence below 0.1);
+their label is the least certain. Soft membership is a softmax of negative squared
+distances at temperature <b>{_fmt(model.temperature)}</b>, fitted so the top score
+matches how often bootstrap refits keep a customer in its segment (mean gap
+{_fmt(model.membership.calibration_error if model.membership else None)}).</li>
+<li>Holdout: the control group per segment under the configured share and salt
+(<code>RESCORER_HOLDOUT_*</code>); the worker and replay flag the same customers.</li>
 <li>Do the segments differ on business KPIs? Kruskal-Wallis p-values:</li></ul>
 <table><tr><th class=l>measure</th><th>p-value</th></tr>{pvalues}</table>
 <h3>Over time</h3>{holdout}
@@ -203,12 +237,17 @@ reproduces the segments at mean adjusted Rand index <b>{_fmt(v.bootstrap_ari)}</
 """
 
 
-def write_report(result: TrainResult, rejections: Rejections, directory: Path) -> Path:
+def write_report(
+    result: TrainResult,
+    rejections: Rejections,
+    directory: Path,
+    holdout_policy: HoldoutPolicy | None = None,
+) -> Path:
     """Write ``index.html`` and the PNG files into `directory`; return the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
     images = plots(result)
     for name, data in images.items():
         (directory / name).write_bytes(data)
     page = directory / "index.html"
-    page.write_text(render(result, rejections, images), encoding="utf-8")
+    page.write_text(render(result, rejections, images, holdout_policy), encoding="utf-8")
     return page

@@ -28,6 +28,7 @@ from offline.validation import (
 )
 from schemas.model import (
     FeatureDefinition,
+    MembershipCalibration,
     ReferenceDistribution,
     Scaler,
     Segment,
@@ -38,6 +39,7 @@ from schemas.model import (
 from schemas.package import PACKAGE_VERSION
 from schemas.segments import FEATURE_NAMES
 from scoring.drift import proportions, reference_edges
+from scoring.membership import BOUNDARY_CONFIDENCE, confidence, fit_temperature
 from scoring.rfm import DEFAULT_WINDOW_DAYS
 from scoring.space import ModelSpace
 
@@ -165,7 +167,12 @@ def train(
     kpis = kpi_table(features, labels, config.window_days)
     pvalues = kpi_pvalues(features, labels)
 
-    segments = _segments(features, raw, labels, space, ids, names, centroid_scores, kpis)
+    distances = space.distances(embedded)
+    near_boundary = confidence(distances) < BOUNDARY_CONFIDENCE
+    temperature, calibration_error = fit_temperature(distances[sample], stability.kept_share)
+    segments = _segments(
+        features, raw, labels, space, ids, names, centroid_scores, kpis, near_boundary
+    )
     validation = ValidationMetrics(
         silhouette=internal.silhouette,
         davies_bouldin=internal.davies_bouldin,
@@ -192,6 +199,11 @@ def train(
         segments=tuple(sorted(segments, key=lambda s: s.segment_id)),
         reference={name: _reference(raw[:, i]) for i, name in enumerate(FEATURE_NAMES)},
         validation=validation,
+        membership=MembershipCalibration(
+            temperature=temperature,
+            calibration_error=min(1.0, calibration_error),
+            customers=len(sample),
+        ),
         parameters={
             "k": segmenter.k_,
             "k_min": config.k_range[0],
@@ -276,6 +288,7 @@ def _segments(
     names: list[str],
     scores: FloatArray,
     kpis: pl.DataFrame,
+    near_boundary: NDArray[np.bool_],
 ) -> list[Segment]:
     total = len(raw)
     kpi_rows = {int(r["label"]): r for r in kpis.iter_rows(named=True)}
@@ -298,6 +311,7 @@ def _segments(
             revenue_share=min(1.0, float(row.get("revenue_share") or 0.0)),
             zscores={n: float(space.centroids[index, i]) for i, n in enumerate(FEATURE_NAMES)},
             description=describe(names[index], scores[index]),
+            boundary_share=float(near_boundary[labels == index].mean()) if len(members) else 0.0,
         )
         out.append(
             Segment(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
 from scipy.stats import kruskal
 from sklearn.cluster import KMeans
 from sklearn.metrics import (
@@ -51,6 +52,9 @@ class Stability:
     mean_ari: float
     jaccard_by_label: dict[int, float]
     resamples: int
+    kept_share: FloatArray
+    """Per customer: the share of refits that kept it in its segment (clusters of a
+    refit matched to the reference segments by largest overlap, Hungarian)."""
 
 
 def bootstrap_stability(
@@ -61,12 +65,19 @@ def bootstrap_stability(
     n = len(embedded)
     aris: list[float] = []
     jaccards: dict[int, list[float]] = {int(lab): [] for lab in np.unique(labels)}
+    kept = np.zeros(n, dtype=np.float64)
     for b in range(resamples):
         rows = rng.integers(0, n, size=n)
         refit = KMeans(n_clusters=k, n_init=n_init, random_state=seed + b + 1)
         refit.fit(embedded[rows])
         predicted = refit.predict(embedded)
         aris.append(float(adjusted_rand_score(labels, predicted)))
+        overlap = np.zeros((k, k), dtype=np.int64)
+        np.add.at(overlap, (labels, predicted), 1)
+        mine, theirs = linear_sum_assignment(-overlap)
+        matched = np.full(k, -1, dtype=np.int64)
+        matched[theirs] = mine
+        kept += matched[predicted] == labels
         for lab, scores in jaccards.items():
             members = labels == lab
             best = 0.0
@@ -80,6 +91,7 @@ def bootstrap_stability(
         mean_ari=float(np.mean(aris)) if aris else float("nan"),
         jaccard_by_label={lab: float(np.mean(v)) for lab, v in jaccards.items()},
         resamples=resamples,
+        kept_share=kept / resamples if resamples else np.ones(n, dtype=np.float64),
     )
 
 

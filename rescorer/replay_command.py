@@ -69,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
     """Replay, then write ``changes.jsonl`` and ``assignments.jsonl``."""
     from offline.errors import InputError
     from offline.events_io import load_events
+    from rescorer.common import load_settings
     from schemas.model import ModelRejected
     from schemas.registry import ModelRegistry
+    from scoring.holdout import HoldoutPolicy
     from scoring.online_clusters import DEFAULT_LEARNING_RATE
     from scoring.reassignment import RescoreConfig
     from scoring.replay import replay
@@ -100,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=DEFAULT_LEARNING_RATE if args.learning_rate is None else args.learning_rate,
         sweep_period=timedelta(hours=args.sweep_period_hours),
         recheck_period=timedelta(days=args.recheck_days),
+        holdout=HoldoutPolicy.from_settings(load_settings()),
     )
     result = replay(_events(frame), model, config, args.batch_size)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -164,9 +164,12 @@ def run(args: argparse.Namespace) -> int:
         path = registry.save(signed(settings, result.model))
         if args.report:
             from offline.report import write_report
+            from scoring.holdout import HoldoutPolicy
 
             progress("writing the report")
-            page = write_report(result, log.rejections, args.report)
+            page = write_report(
+                result, log.rejections, args.report, HoldoutPolicy.from_settings(settings)
+            )
     model = result.model
     if args.promote or registry.active_version() is None:
         registry.promote(model.version)

@@ -19,7 +19,8 @@ from schemas._base import Contract, UtcDatetime
 from schemas.segments import FEATURE_NAMES, FeatureName
 from schemas.signing import SignatureRejected, sign_document, verify_document
 
-SEGMENT_MODEL_SCHEMA_VERSION: Final = 1
+SEGMENT_MODEL_SCHEMA_VERSION: Final = 2
+"""2 added `membership` (the calibration) and profiles' `boundary_share`; 1 still loads."""
 MAX_MODEL_BYTES = 4 * 1024 * 1024
 """Artifacts above this size are refused before parsing (a real one is a few tens of KiB)."""
 MAX_SEGMENTS = 32
@@ -73,6 +74,8 @@ class SegmentProfile(Contract):
     revenue_share: Annotated[float, Field(ge=0.0, le=1.0)]
     zscores: dict[FeatureName, FiniteFloat]
     description: str = ""
+    boundary_share: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """Share of members near a boundary (confidence below 0.1): edge cases."""
 
 
 class Segment(Contract):
@@ -102,6 +105,24 @@ class ReferenceDistribution(Contract):
         return self
 
 
+class MembershipCalibration(Contract):
+    """How soft membership is computed: ``softmax(-d**2 / temperature)`` (`scoring.membership`).
+
+    The trainer fits the temperature so that the top score matches, across the
+    training customers, the share of bootstrap refits that kept each customer
+    in its segment; ``calibration_error`` is the mean absolute gap left.
+    """
+
+    temperature: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    method: Literal["bootstrap_kept_share"] = "bootstrap_kept_share"
+    calibration_error: Annotated[float, Field(ge=0.0, le=1.0)]
+    customers: Annotated[int, Field(ge=0)]
+
+
+DEFAULT_TEMPERATURE: Final = 1.0
+"""Temperature for artifacts trained before calibration was recorded (schema 1)."""
+
+
 class ValidationMetrics(Contract):
     """Figures the trainer measured; absent ones were not computed."""
 
@@ -127,7 +148,7 @@ class ModelSignature(Contract):
 class SegmentModel(Contract):
     """A trained, validated, named set of segments (see `load_segment_model`)."""
 
-    schema_version: Literal[1] = SEGMENT_MODEL_SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SEGMENT_MODEL_SCHEMA_VERSION
     version: Annotated[int, Field(ge=1)]
     created_at: UtcDatetime
     as_of: UtcDatetime
@@ -141,6 +162,7 @@ class SegmentModel(Contract):
     reference: dict[FeatureName, ReferenceDistribution]
     validation: ValidationMetrics = Field(default_factory=ValidationMetrics)
     parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    membership: MembershipCalibration | None = None
     package_version: Annotated[str, Field(min_length=1, max_length=64)]
     signature: ModelSignature | None = None
     """HMAC over the rest of the artifact (`schemas.signing`); None when unsigned."""
@@ -167,6 +189,11 @@ class SegmentModel(Contract):
         if self.training_start > self.training_end:
             raise ValueError("training_start is after training_end")
         return self
+
+    @property
+    def temperature(self) -> float:
+        """The membership temperature (`DEFAULT_TEMPERATURE` for schema-1 artifacts)."""
+        return self.membership.temperature if self.membership else DEFAULT_TEMPERATURE
 
     def segment(self, segment_id: int) -> Segment:
         """The segment with this id; `KeyError` if the model has none."""

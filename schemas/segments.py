@@ -5,11 +5,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from schemas._base import Contract, Identifier, NonNegativeFloat, UtcDatetime
 
-SEGMENT_SCHEMA_VERSION: Final = 1
+SEGMENT_SCHEMA_VERSION: Final = 2
+"""2 added `membership`, `confidence`, `holdout` and `previous_segment_name`."""
 
 FeatureName = Literal["recency_days", "frequency", "monetary"]
 FEATURE_NAMES: tuple[FeatureName, FeatureName, FeatureName] = (
@@ -45,18 +46,37 @@ class ChangeReason(StrEnum):
 
 
 SegmentId = Annotated[int, Field(ge=0)]
+Share = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+def _sums_to_one(scores: dict[str, float]) -> dict[str, float]:
+    if scores and abs(sum(scores.values()) - 1.0) > 1e-3:
+        raise ValueError(f"membership scores must sum to 1, not {sum(scores.values()):.4f}")
+    return scores
+
+
+Membership = Annotated[dict[str, Share], AfterValidator(_sums_to_one)]
+"""Soft membership: segment id (as a JSON object key) -> score; the scores sum to 1."""
 
 
 class SegmentChange(Contract):
     """Value on ``segment-changes`` (key ``customer_id``): one actual move."""
 
-    schema_version: Literal[1] = SEGMENT_SCHEMA_VERSION
+    schema_version: Literal[2] = SEGMENT_SCHEMA_VERSION
     customer_id: Identifier
     previous_segment_id: SegmentId | None
+    previous_segment_name: str | None
+    """The name the previous segment had, so a consumer needs no model to read an exit."""
     segment_id: SegmentId
     segment_name: Annotated[str, Field(min_length=1)]
     model_version: Annotated[int, Field(ge=1)]
     reason: ChangeReason
+    membership: Membership
+    """Soft membership over the model's segments (`scoring.membership`)."""
+    confidence: Share
+    """Relative margin between the nearest and second-nearest centroid (0: on a boundary)."""
+    holdout: bool
+    """In the control group: downstream actions should leave this customer out."""
     features: RfmFeatures | None = None
     """The features scored; absent where `RESCORER_CHANGES_INCLUDE_FEATURES=false`."""
     as_of: UtcDatetime
@@ -67,10 +87,13 @@ class SegmentChange(Contract):
 class SegmentAssignment(Contract):
     """Value on the compacted ``customer-segments`` topic: a customer's current segment."""
 
-    schema_version: Literal[1] = SEGMENT_SCHEMA_VERSION
+    schema_version: Literal[2] = SEGMENT_SCHEMA_VERSION
     customer_id: Identifier
     segment_id: SegmentId
     segment_name: Annotated[str, Field(min_length=1)]
     model_version: Annotated[int, Field(ge=1)]
     features: RfmFeatures
     as_of: UtcDatetime
+    membership: Membership
+    confidence: Share
+    holdout: bool

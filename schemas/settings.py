@@ -7,14 +7,16 @@ the entry point, never at import time.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.signing import MIN_KEY_BYTES
 
+DEFAULT_HOLDOUT_SALT: Final = "segment-rescorer-holdout"
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -49,6 +51,14 @@ class RescorerSettings(BaseSettings):
     """Signs published artifacts (HMAC-SHA256); a secret, never logged."""
     model_verify_keys: SecretStr | None = None
     """Comma-separated keys a worker accepts signatures from (default: the signing key)."""
+    holdout_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Share of every segment's customers held out as a control group (0 = off)."""
+    holdout_segment_shares: dict[int, Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
+        default_factory=dict
+    )
+    """Per-segment overrides, as JSON: ``{"3": 0.2}``."""
+    holdout_salt: Annotated[str, Field(min_length=1)] = DEFAULT_HOLDOUT_SALT
+    """Keys the holdout hash; changing it reshuffles who is held out."""
     topics: TopicNames = Field(default_factory=TopicNames)
 
     @model_validator(mode="after")
@@ -112,6 +122,8 @@ class RescorerSettings(BaseSettings):
                 value = value.get_secret_value()
             elif isinstance(value, bool):
                 value = "true" if value else "false"
+            elif isinstance(value, dict | list):
+                value = json.dumps(value)
             env[f"RESCORER_{name.upper()}"] = str(value)
         return env
 

@@ -32,7 +32,9 @@ from schemas.segments import (
 from scoring.customer_record import CustomerRecord, to_micros
 from scoring.customer_state import CustomerState
 from scoring.due_index import DueIndex
+from scoring.holdout import HoldoutPolicy
 from scoring.hysteresis import DEFAULT_MARGIN, check_margin, choose_many
+from scoring.membership import confidence, membership
 from scoring.online_clusters import DEFAULT_LEARNING_RATE, OnlineCentroids
 from scoring.rfm import MICROS_PER_DAY, day_number, first_window_day
 from scoring.space import ModelSpace, rowwise_distances
@@ -51,6 +53,7 @@ class RescoreConfig:
     sweep_period: timedelta = timedelta(days=1)
     recheck_period: timedelta = timedelta(days=30)
     clock: Clock = "event"
+    holdout: HoldoutPolicy = field(default_factory=HoldoutPolicy)
 
     def __post_init__(self) -> None:
         check_margin(self.margin)
@@ -72,6 +75,8 @@ class ActiveModel:
         self.names = tuple(s.name for s in model.segments)
         self.index_of = {s.segment_id: i for i, s in enumerate(model.segments)}
         self.window_days = model.features.window_days
+        self.temperature = model.temperature
+        self.membership_keys = tuple(str(s.segment_id) for s in model.segments)
 
 
 @dataclass
@@ -134,6 +139,8 @@ class Rescorer:
         self.config = config or RescoreConfig()
         self.active = ActiveModel(model)
         self.shards: dict[int, Shard] = {}
+        self.names_seen: dict[int, str] = {s.segment_id: s.name for s in model.segments}
+        """Every segment name of every model used, the latest winning (for exits)."""
 
     # -- partitions ---------------------------------------------------------
 
@@ -183,6 +190,50 @@ class Rescorer:
             "centroids": self.shard(partition).centroids.checkpoint(),
         }
 
+    def current_assignments(
+        self, partition: int, items: Sequence[tuple[str, CustomerRecord]]
+    ) -> list[SegmentAssignment]:
+        """Each assigned customer's segment as its record holds it, with membership,
+        confidence and holdout against the partition's centroids as they stand."""
+        active = self.active
+        rows = [
+            (key, record)
+            for key, record in items
+            if record.segment_id is not None
+            and record.vector is not None
+            and record.as_of is not None
+            and record.segment_id in active.index_of
+        ]
+        if not rows:
+            return []
+        raw = np.asarray([record.vector for _, record in rows], dtype=np.float64)
+        distances = active.space.distances_to(
+            active.space.embed(raw), self.shard(partition).centroids.centroids()
+        )
+        scores = np.round(membership(distances, active.temperature), 6).tolist()
+        margins = np.round(confidence(distances), 6).tolist()
+        out = []
+        for row, (key, record) in enumerate(rows):
+            assert record.vector is not None  # noqa: S101 - filtered above
+            assert record.segment_id is not None  # noqa: S101
+            recency, frequency, monetary = record.vector
+            out.append(
+                SegmentAssignment(
+                    customer_id=key,
+                    segment_id=record.segment_id,
+                    segment_name=active.names[active.index_of[record.segment_id]],
+                    model_version=active.version,
+                    features=RfmFeatures(
+                        recency_days=recency, frequency=int(frequency), monetary=monetary
+                    ),
+                    as_of=record.as_of,
+                    membership=dict(zip(active.membership_keys, scores[row], strict=True)),
+                    confidence=margins[row],
+                    holdout=self.config.holdout.is_holdout(key, record.segment_id),
+                )
+            )
+        return out
+
     # -- models ---------------------------------------------------------------
 
     def set_model(self, model: SegmentModel) -> bool:
@@ -195,6 +246,7 @@ class Rescorer:
         if model.version == self.active.version and model == self.active.model:
             return False
         self.active = ActiveModel(model)
+        self.names_seen.update((s.segment_id, s.name) for s in model.segments)
         for shard in self.shards.values():
             shard.centroids = self._fresh_centroids()
             shard.due.reschedule_all(0)
@@ -337,6 +389,10 @@ class Rescorer:
             dtype=np.int64,
         )
         chosen = choose_many(distances, current, self.config.margin)
+        scores = np.round(membership(distances, active.temperature), 6).tolist()
+        margins = np.round(confidence(distances), 6).tolist()
+        holdout = self.config.holdout
+        holding = holdout.enabled
         base = np.asarray([to_micros(a) for _, _, a, _ in scored], dtype=np.int64)
         due = self._next_due(centroids, owner, raw, chosen, base)
         had = np.asarray([r.vector is not None and r.as_of is not None for _, r, _, _ in scored])
@@ -375,6 +431,8 @@ class Rescorer:
                 features = trusted(
                     RfmFeatures, recency_days=vector[0], frequency=vector[1], monetary=vector[2]
                 )
+                soft = dict(zip(active.membership_keys, scores[row], strict=True))
+                held = holding and holdout.is_holdout(key, segment_id)
             if moved:
                 why = (
                     ChangeReason.MODEL_UPDATE
@@ -386,10 +444,18 @@ class Rescorer:
                         SegmentChange,
                         customer_id=key,
                         previous_segment_id=record.segment_id,
+                        previous_segment_name=(
+                            None
+                            if record.segment_id is None
+                            else self.names_seen.get(record.segment_id)
+                        ),
                         segment_id=segment_id,
                         segment_name=active.names[index],
                         model_version=active.version,
                         reason=why,
+                        membership=soft,
+                        confidence=margins[row],
+                        holdout=held,
                         features=features,
                         as_of=as_of,
                         emitted_at=now,
@@ -406,6 +472,9 @@ class Rescorer:
                         model_version=active.version,
                         features=features,
                         as_of=as_of,
+                        membership=soft,
+                        confidence=margins[row],
+                        holdout=held,
                     )
                 )
             record.segment_id = segment_id

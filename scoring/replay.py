@@ -17,7 +17,7 @@ from itertools import islice
 
 from schemas.events import CustomerEvent
 from schemas.model import SegmentModel
-from schemas.segments import RfmFeatures, SegmentAssignment, SegmentChange
+from schemas.segments import SegmentAssignment, SegmentChange
 from scoring.customer_record import CustomerRecord
 from scoring.reassignment import RescoreConfig, Rescored, Rescorer
 
@@ -71,21 +71,7 @@ def replay(
         final = rescorer.sweep(REPLAY_PARTITION, lookup, last.watermark, sys.maxsize)
         records.update(final.records)
         total.extend(final)
-    active = rescorer.active
-    assignments = []
-    for key in sorted(records):
-        record = records[key]
-        if record.segment_id is None or record.vector is None or record.as_of is None:
-            continue
-        recency, frequency, monetary = record.vector
-        assignments.append(
-            SegmentAssignment(
-                customer_id=key,
-                segment_id=record.segment_id,
-                segment_name=active.model.segment(record.segment_id).name,
-                model_version=active.version,
-                features=RfmFeatures(recency_days=recency, frequency=frequency, monetary=monetary),
-                as_of=record.as_of,
-            )
-        )
+    assignments = rescorer.current_assignments(
+        REPLAY_PARTITION, [(key, records[key]) for key in sorted(records)]
+    )
     return ReplayResult(total.changes, assignments, records, dict(total.counts))

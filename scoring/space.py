@@ -104,6 +104,10 @@ class ModelSpace:
         """Euclidean distance of each embedded row to each centroid, shape (n, k)."""
         return pairwise_distances(embedded, self.centroids)
 
+    def distances_to(self, embedded: FloatArray, centroids: FloatArray) -> FloatArray:
+        """`distances` against other centroids in this space (e.g. online ones)."""
+        return pairwise_distances(embedded, centroids)
+
     def nearest(self, raw: FloatArray) -> NDArray[np.int64]:
         """Index (not id) of the nearest centroid for each raw row."""
         index: NDArray[np.int64] = np.argmin(self.distances(self.embed(raw)), axis=1)

@@ -22,6 +22,7 @@ from prometheus_client import Counter as PromCounter
 
 from schemas.model import RejectionReason
 from schemas.segments import SegmentChange
+from scoring.holdout import HoldoutPolicy
 
 OUTCOMES = ("applied", "duplicate", "too_old", "session", "future")
 LATENCY_BUCKETS = (
@@ -33,7 +34,8 @@ LATENCY_BUCKETS = (
 class WorkerMetrics:
     """All series of one worker, in their own registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, holdout: HoldoutPolicy | None = None) -> None:
+        self.holdout_policy = holdout or HoldoutPolicy()
         self.registry = CollectorRegistry()
         r = self.registry
         self.events = PromCounter(
@@ -49,6 +51,11 @@ class WorkerMetrics:
         )  # fmt: skip
         self.population = Gauge(
             "rescorer_segment_population", "Assigned customers in owned partitions",
+            ["segment"], registry=r,
+        )  # fmt: skip
+        self.holdout_population = Gauge(
+            "rescorer_segment_holdout_population",
+            "Assigned customers in owned partitions held out as the control group",
             ["segment"], registry=r,
         )  # fmt: skip
         self.swept = PromCounter(
@@ -146,6 +153,7 @@ class WorkerMetrics:
             "rescorer_retrain_requests_total", "Retrain requests published", registry=r
         )
         self._population: dict[int, Counter[int]] = {}
+        self._holdout: dict[int, Counter[int]] = {}
         self._names: dict[int, str] = {}
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - a scrape target
@@ -167,13 +175,18 @@ class WorkerMetrics:
     def changed(self, changes: Iterable[SegmentChange], partition_of: Mapping[str, int]) -> None:
         """Count changes and move customers between segment populations."""
         moves: Counter[tuple[int | None, int, str, str, int]] = Counter()
+        held: Counter[tuple[int, int]] = Counter()
+        policy = self.holdout_policy
         for change in changes:
+            partition = partition_of.get(change.customer_id, -1)
+            before = change.previous_segment_id
             moves[
-                (
-                    change.previous_segment_id, change.segment_id, change.segment_name,
-                    change.reason.value, partition_of.get(change.customer_id, -1),
-                )
+                (before, change.segment_id, change.segment_name, change.reason.value, partition)
             ] += 1  # fmt: skip
+            if change.holdout:
+                held[(partition, change.segment_id)] += 1
+            if before is not None and policy.is_holdout(change.customer_id, before):
+                held[(partition, before)] -= 1
         if not moves:
             return
         for (before, after, name, reason, partition), n in moves.items():
@@ -184,6 +197,8 @@ class WorkerMetrics:
             if before is not None:
                 population[before] -= n
             population[after] += n
+        for (partition, segment), n in held.items():
+            self._holdout.setdefault(partition, Counter())[segment] += n
         self._publish()
 
     def set_model(self, version: int, created_at: float, names: Mapping[int, str]) -> None:
@@ -225,10 +240,12 @@ class WorkerMetrics:
         for segment, value in centroid_drift.items():
             self.centroid_drift.labels(segment, label).set(value)
 
-    def set_partition(self, partition: int, counts: Counter[int] | None) -> None:
-        """Replace (or with None, drop) a partition's population after a rebalance."""
-        if counts is None:
+    def set_partition(self, partition: int, assigned: Iterable[tuple[str, int]] | None) -> None:
+        """Replace a partition's population from its (customer, segment) pairs after a
+        rebalance; None drops the partition."""
+        if assigned is None:
             self._population.pop(partition, None)
+            self._holdout.pop(partition, None)
             label = str(partition)
             gauges = (self.watermark, self.watermark_lag, self.scheduled, self.overdue, self.lag)
             for gauge in gauges:
@@ -238,7 +255,12 @@ class WorkerMetrics:
                 with contextlib.suppress(KeyError):
                     self.centroid_drift.remove(segment, label)
         else:
-            self._population[partition] = counts
+            pairs = list(assigned)
+            policy = self.holdout_policy
+            self._population[partition] = Counter(segment for _, segment in pairs)
+            self._holdout[partition] = Counter(
+                segment for customer, segment in pairs if policy.is_holdout(customer, segment)
+            )
         self._publish()
 
     def _publish(self) -> None:
@@ -248,6 +270,12 @@ class WorkerMetrics:
         self.population.clear()
         for segment_id, value in total.items():
             self.population.labels(self.name(segment_id)).set(value)
+        held: Counter[int] = Counter()
+        for counts in self._holdout.values():
+            held.update(counts)
+        self.holdout_population.clear()
+        for segment_id in total:
+            self.holdout_population.labels(self.name(segment_id)).set(held[segment_id])
 
 
 def observe_many(histogram: Histogram, values: NDArray[np.float64]) -> None:

@@ -18,7 +18,6 @@ agrees; table recovery then restores the changelogs. So:
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -133,7 +132,7 @@ class Ownership:
             )
             monitor.rebuild(partition, evaluations(items))
             metrics.set_partition(
-                partition, Counter(r.segment_id for _, r in items if r.segment_id is not None)
+                partition, [(key, r.segment_id) for key, r in items if r.segment_id is not None]
             )
             self.positions.restore(partition, tables.position(partition))
             log.info(

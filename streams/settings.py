@@ -12,6 +12,7 @@ from pydantic import AfterValidator, Field
 
 from schemas.settings import RescorerSettings
 from scoring.drift_monitor import DEFAULT_ADWIN_DELTA
+from scoring.holdout import HoldoutPolicy
 from scoring.hysteresis import DEFAULT_MARGIN, check_margin
 from scoring.online_clusters import DEFAULT_LEARNING_RATE
 from scoring.reassignment import RescoreConfig
@@ -68,6 +69,7 @@ class WorkerSettings(RescorerSettings):
                 timedelta(days=self.recheck_days), timedelta(hours=self.sweep_period_hours)
             ),
             clock=self.clock,
+            holdout=HoldoutPolicy.from_settings(self),
         )
 
     def retrain_thresholds(self) -> RetrainThresholds:

@@ -24,6 +24,7 @@ from faust.types import TP
 from schemas.model import ModelRejected, SegmentModel
 from schemas.package import PACKAGE_VERSION
 from schemas.retrain import RetrainRequest
+from scoring.holdout import HoldoutPolicy
 from scoring.retrain_policy import RetrainPolicy
 from streams.aside_consumer import aside_consumer
 from streams.batch_reader import BatchReader
@@ -80,7 +81,7 @@ class RescorerWorker:
         )
         self.state = WorkerState(settings.rescore_config(), settings.drift_adwin_delta)
         self.ownership = Ownership()
-        self.metrics = WorkerMetrics()
+        self.metrics = WorkerMetrics(HoldoutPolicy.from_settings(settings))
         self.metrics.info.info(
             {"worker_id": settings.worker_id, "app_id": settings.app_id, "version": PACKAGE_VERSION,
              "clock": settings.clock, "store": settings.store}

@@ -17,3 +17,13 @@ def cdnow_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cdnow") / "cdnow.jsonl"
     assert main(["convert-cdnow", str(CDNOW), "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_cdnow(cdnow_events: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The artifact `rescorer train` writes for the CDNOW sample (few resamples)."""
+    models = tmp_path_factory.mktemp("trained") / "models"
+    argv = ["train", "--events", str(cdnow_events), "--model-dir", str(models),
+            "--bootstrap", "5", "--holdout-days", "0"]  # fmt: skip
+    assert main(argv) == 0
+    return (models / "model-v000001.json").read_bytes()

@@ -25,12 +25,14 @@ from schemas.model import MAX_MODEL_BYTES
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 FEATURES = RfmFeatures(recency_days=3.5, frequency=4, monetary=120.0)
+SOFT = {"membership": {"2": 0.7, "1": 0.2, "0": 0.1}, "confidence": 0.4, "holdout": False}
 
 
 def test_segment_change_round_trip() -> None:
     change = SegmentChange(
         customer_id="c1",
         previous_segment_id=None,
+        previous_segment_name=None,
         segment_id=2,
         segment_name="Champions",
         model_version=1,
@@ -39,6 +41,7 @@ def test_segment_change_round_trip() -> None:
         as_of=NOW,
         emitted_at=NOW,
         trigger_event_id="e9",
+        **SOFT,
     )
     assert SegmentChange.model_validate_json(change.model_dump_json()) == change
     assert json.loads(change.model_dump_json())["reason"] == "event"
@@ -54,16 +57,22 @@ def test_segment_change_round_trip() -> None:
         ({"features": {"recency_days": 1, "frequency": 1}}, "Field required"),
         ({"as_of": "2024-06-01T12:00:00"}, "timezone"),
         ({"unexpected": 1}, "Extra inputs are not permitted"),
+        ({"membership": {"2": 1.5}}, "less than or equal to 1"),
+        ({"membership": {"2": 0.5, "1": 0.2}}, "sum to 1"),
+        ({"confidence": 1.2}, "less than or equal to 1"),
+        ({"holdout": "maybe"}, "valid boolean"),
     ],
 )
 def test_segment_change_rejections(changes: dict[str, Any], message: str) -> None:
     data: dict[str, Any] = {
         "customer_id": "c1",
         "previous_segment_id": 1,
+        "previous_segment_name": "At Risk",
         "segment_id": 2,
         "segment_name": "Loyal",
         "model_version": 1,
         "reason": "recency",
+        **SOFT,
         "features": FEATURES.model_dump(),
         "as_of": NOW.isoformat(),
         "emitted_at": NOW.isoformat(),
@@ -82,6 +91,7 @@ def test_segment_assignment_round_trip() -> None:
         model_version=3,
         features=FEATURES,
         as_of=NOW,
+        **SOFT,
     )
     assert SegmentAssignment.model_validate_json(assignment.model_dump_json()) == assignment
 
@@ -236,11 +246,12 @@ def test_trusted_construction_equals_validation_for_the_hot_path_contracts() -> 
     fast = trusted(RfmFeatures, **features)
     assert fast == RfmFeatures.model_validate(features)
     assignment = {"customer_id": "c1", "segment_id": 2, "segment_name": "Loyal",
-                  "model_version": 4, "features": fast, "as_of": at}  # fmt: skip
+                  "model_version": 4, "features": fast, "as_of": at, **SOFT}  # fmt: skip
     built = trusted(SegmentAssignment, **assignment)
     checked = SegmentAssignment.model_validate(assignment)
     assert built == checked and built.model_dump_json() == checked.model_dump_json()
-    change = {**assignment, "previous_segment_id": None, "reason": ChangeReason.EVENT,
+    change = {**assignment, "previous_segment_id": None, "previous_segment_name": None,
+              "reason": ChangeReason.EVENT,
               "emitted_at": at, "trigger_event_id": "e9"}  # fmt: skip
     built_change = trusted(SegmentChange, **change)
     assert built_change.model_dump_json() == SegmentChange.model_validate(change).model_dump_json()

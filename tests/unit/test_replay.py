@@ -13,6 +13,7 @@ from offline.events_io import load_events
 from offline.features import rfm_features
 from rescorer.cli import main
 from schemas.registry import ModelRegistry
+from scoring.holdout import HoldoutPolicy
 from scoring.space import ModelSpace
 from tests.support.cli import run
 
@@ -152,3 +153,27 @@ def test_missing_model_dir_and_bad_events_exit_2(
     bad.write_text("not json\n")
     code, _, err = run(["replay", "--events", str(bad), "--model-dir", str(models)], capsys)
     assert code == 2 and err.count("\n") == 1
+
+
+def test_replay_writes_membership_confidence_and_holdout(
+    cdnow: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("RESCORER_HOLDOUT_SHARE", "0.2")
+    monkeypatch.setenv("RESCORER_HOLDOUT_SALT", "replay-test")
+    code, _, err = run(replay(cdnow, tmp_path / "out", "--margin", "0"), capsys)
+    assert code == 0, err
+    assignments = read_jsonl(tmp_path / "out" / "assignments.jsonl")
+    policy = HoldoutPolicy(0.2, "replay-test")
+    for a in assignments:
+        scores = a["membership"]
+        assert isinstance(scores, dict) and abs(sum(scores.values()) - 1) < 1e-4
+        # With no hysteresis holding anyone, the top score is the assigned segment.
+        assert max(scores, key=scores.get) == str(a["segment_id"])
+        assert 0 <= a["confidence"] <= 1  # type: ignore[operator]
+        assert a["holdout"] == policy.is_holdout(str(a["customer_id"]), int(a["segment_id"]))  # type: ignore[call-overload]
+    held = sum(bool(a["holdout"]) for a in assignments) / len(assignments)
+    assert 0.15 < held < 0.25
+    changes = read_jsonl(tmp_path / "out" / "changes.jsonl")
+    exits = [c for c in changes if c["previous_segment_id"] is not None]
+    assert exits and all(c["previous_segment_name"] for c in exits)
