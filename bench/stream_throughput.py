@@ -295,7 +295,7 @@ class Worker:
         self._out = log.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rescorer", "worker", "--log-level", "info"],
-            env={**env, "RESCORER_METRICS_PORT": str(self.port)},
+            env={**env, "RESCORER_METRICS_PORT": str(self.port), "RESCORER_WEB_PORT": "0"},
             stdout=self._out, stderr=subprocess.STDOUT, cwd=log.parent,
         )  # fmt: skip
 

@@ -85,7 +85,7 @@ class Clock:
 
 
 def worker_settings(
-    settings: RescorerSettings, run_id: str, out: Path, metrics_port: int
+    settings: RescorerSettings, run_id: str, out: Path, metrics_port: int, web_port: int = 0
 ) -> WorkerSettings:
     """The demo worker's settings: this run's topics, directories and a demo's tempo."""
     from streams.settings import WorkerSettings
@@ -99,6 +99,8 @@ def worker_settings(
         data_dir=out / "worker-data",
         standby_replicas=0,
         metrics_port=metrics_port,
+        web_port=web_port,
+        web_host="127.0.0.1",
         # A demo lasts minutes: judge drift often, after seconds rather than minutes,
         # and at a PSI its 60 shifted days reach (production default: 0.25).
         drift_interval_seconds=2.0,
@@ -234,7 +236,7 @@ class Demo:
 
         port = free_port()
         self.metrics_url = f"http://127.0.0.1:{port}/metrics"
-        chosen = worker_settings(settings, self.run_id, self.out, port)
+        chosen = worker_settings(settings, self.run_id, self.out, port, free_port())
         self.worker_env = {**os.environ, **chosen.environment()}
         with self.worker_log.open("wb") as log:
             self.worker = worker = subprocess.Popen(

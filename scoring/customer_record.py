@@ -14,6 +14,8 @@ from pydantic_core import from_json, to_json
 from scoring.customer_state import CustomerState
 
 RECORD_FORMAT = 1
+HISTORY_LIMIT = 10
+"""Segment changes a record keeps (the newest): about 40 bytes each in the changelog."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
@@ -26,6 +28,22 @@ def to_micros(moment: datetime) -> int:
 def from_micros(micros: int) -> datetime:
     """Inverse of `to_micros` (UTC)."""
     return _EPOCH + timedelta(microseconds=micros)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One segment change as the record remembers it (see `HISTORY_LIMIT`)."""
+
+    as_of: int
+    """Event time of the change, microseconds since the epoch."""
+    previous_segment_id: int | None
+    segment_id: int
+    reason: str
+    model_version: int
+
+    def as_list(self) -> list[object]:
+        return [self.as_of, self.previous_segment_id, self.segment_id, self.reason,
+                self.model_version]  # fmt: skip
 
 
 @dataclass
@@ -43,11 +61,18 @@ class CustomerRecord:
     as_of: datetime | None = None
     vector: tuple[float, int, float] | None = None
     trigger_event_id: str | None = field(default=None, compare=False)
+    history: list[Move] = field(default_factory=list)
+    """The latest segment changes, oldest first, at most `HISTORY_LIMIT`."""
+
+    def remember(self, move: Move) -> None:
+        """Add a change to the bounded history."""
+        self.history.append(move)
+        del self.history[:-HISTORY_LIMIT]
 
     def dumps(self) -> bytes:
         """The compact JSON form used on the changelog."""
         state = self.state
-        body = {
+        body: dict[str, object] = {
             "f": RECORD_FORMAT,
             "p": self.partition,
             "w": state.window_days,
@@ -59,6 +84,8 @@ class CustomerRecord:
             "at": None if self.as_of is None else to_micros(self.as_of),
             "v": None if self.vector is None else list(self.vector),
         }
+        if self.history:  # absent for records written before it existed, and when empty
+            body["h"] = [move.as_list() for move in self.history]
         return to_json(body)
 
     @classmethod
@@ -84,6 +111,16 @@ class CustomerRecord:
                 vector=None
                 if vector is None
                 else (float(vector[0]), int(vector[1]), float(vector[2])),
+                history=[
+                    Move(
+                        int(at),
+                        None if before is None else int(before),
+                        int(after),
+                        str(why),
+                        int(version),
+                    )
+                    for at, before, after, why, version in body.get("h", ())
+                ],
             )
         except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a customer record: {exc}") from exc

@@ -29,7 +29,7 @@ from schemas.segments import (
     SegmentAssignment,
     SegmentChange,
 )
-from scoring.customer_record import CustomerRecord, to_micros
+from scoring.customer_record import CustomerRecord, Move, to_micros
 from scoring.customer_state import CustomerState
 from scoring.due_index import DueIndex
 from scoring.holdout import HoldoutPolicy
@@ -438,6 +438,9 @@ class Rescorer:
                     ChangeReason.MODEL_UPDATE
                     if model_changed and record.model_version is not None
                     else reason
+                )
+                record.remember(
+                    Move(to_micros(as_of), record.segment_id, segment_id, why.value, active.version)
                 )
                 result.changes.append(
                     trusted(

@@ -263,6 +263,16 @@ class WorkerMetrics:
             )
         self._publish()
 
+    def populations(self) -> tuple[Counter[int], Counter[int]]:
+        """(customers, customers held out) per segment id over the owned partitions."""
+        total: Counter[int] = Counter()
+        held: Counter[int] = Counter()
+        for counts in self._population.values():
+            total.update(counts)
+        for counts in self._holdout.values():
+            held.update(counts)
+        return +total, +held
+
     def _publish(self) -> None:
         total: Counter[int] = Counter()
         for counts in self._population.values():

@@ -45,6 +45,11 @@ class WorkerSettings(RescorerSettings):
     processing_guarantee: Literal["at_least_once"] = "at_least_once"
     changes_include_features: bool = True
     """False: `segment-changes` carry the label but not the customer's features (spend)."""
+    web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
+    """The lookup API (Faust's web server); 0 turns it off."""
+    web_bind: str = "0.0.0.0"  # noqa: S104 - a server's listen address, set per deployment
+    web_host: str = Field(default_factory=socket.gethostname)
+    """How the other workers reach this one's web server (its canonical URL's host)."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     drift_interval_seconds: Annotated[float, Field(gt=0.0)] = 15.0

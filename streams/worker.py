@@ -31,6 +31,7 @@ from streams.batch_reader import BatchReader
 from streams.delivery import Delivery
 from streams.drift_ticks import DriftTicks
 from streams.kafka_clients import faust_broker_settings
+from streams.lookup import Lookup
 from streams.metrics import WorkerMetrics
 from streams.model_source import ModelWatcher
 from streams.ownership import Ownership, Tables, evaluations
@@ -63,7 +64,15 @@ class RescorerWorker:
             broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
-            web_enabled=False,
+            web_enabled=settings.web_port != 0,
+            web_port=settings.web_port or 6066,
+            web_bind=settings.web_bind,
+            web_host=settings.web_host,
+            # Only our read-only lookup views: no table dumps, no internals.
+            web_tables_enabled=False,
+            web_stats_enabled=False,
+            web_graph_enabled=False,
+            web_router_enabled=False,
             autodiscover=False,
         )
         # The transport builds its consumer from this attribute; setting it on this
@@ -94,6 +103,10 @@ class RescorerWorker:
             settings, self.state, self.ownership, self.tables, self.reader, self.delivery,
             self.metrics, lambda: bool(self.app.rebalancing), self._commit,
         )  # fmt: skip
+        if settings.web_port:
+            self.lookup = Lookup(
+                self.app, self.events, self.tables, self.ownership, self.state, self.metrics
+            )
         self.policy = RetrainPolicy(settings.retrain_thresholds())
         self.drift = DriftTicks(
             self.metrics, self.policy, self._publish_request, settings.worker_id,

@@ -65,6 +65,7 @@ class Stack:
             "RESCORER_COMMIT_INTERVAL_SECONDS": "0.5",
             "RESCORER_LEARNING_RATE": "0",
             "RESCORER_METRICS_PORT": str(metrics_port),
+            "RESCORER_WEB_PORT": "0",
         }
         env.update(self.extra_env)
         return env
@@ -73,13 +74,17 @@ class Stack:
 class WorkerProcess:
     """One worker subprocess; its log goes to a file the test can show on failure."""
 
-    def __init__(self, stack: Stack, name: str) -> None:
+    def __init__(self, stack: Stack, name: str, *, web: bool = False) -> None:
         self.log_path = stack.workdir / f"worker-{name}.log"
         self._log = self.log_path.open("wb")
         self.metrics_port = free_port()
+        self.web_port = free_port() if web else 0
+        env = stack.env(name, self.metrics_port)
+        if web:  # the lookup API, reachable by the other workers on loopback
+            env |= {"RESCORER_WEB_PORT": str(self.web_port), "RESCORER_WEB_HOST": "127.0.0.1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rescorer", "worker", "--log-level", "info"],
-            env=stack.env(name, self.metrics_port),
+            env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -87,6 +92,18 @@ class WorkerProcess:
     def metrics(self) -> dict[str, float]:
         """The worker's /metrics, as {series with labels: value}."""
         return scrape_metrics(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """(status, decoded JSON body) of a GET on the worker's lookup API."""
+        from urllib.error import HTTPError
+        from urllib.request import urlopen
+
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urlopen(url, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
