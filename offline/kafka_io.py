@@ -15,6 +15,7 @@ from offline.errors import InputError, KafkaUnavailable
 from offline.event_files import RAW_SCHEMA, raw_row
 from offline.event_validation import Rejections, validate
 from offline.events_io import EventLog, add_rejected, finish
+from schemas.feedback import SegmentFeedback
 from schemas.model import SegmentModel, sign_model
 from schemas.settings import RescorerSettings
 
@@ -139,3 +140,36 @@ def events_from_records(
         frames.append(valid)
         add_rejected(rejections, rejected)
     return finish(frames, rejections, [source], max_reject_share)
+
+
+def read_latest_feedback(settings: RescorerSettings) -> list[SegmentFeedback]:
+    """The latest feedback per customer, from the compacted latest-feedback topic.
+
+    Read from the beginning to the end offsets seen at start; an absent topic is
+    no feedback, and a record that does not validate is skipped (the worker
+    wrote only validated ones).
+    """
+    topic = settings.topics.feedback_latest
+    consumer = open_consumer(settings, group_id=None, consumer_timeout_ms=10_000)
+    latest: dict[str, SegmentFeedback] = {}
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return []
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        end = consumer.end_offsets(assigned)
+        while any(consumer.position(tp) < off for tp, off in end.items()):
+            for tp, messages in consumer.poll(timeout_ms=2000, max_records=50_000).items():
+                for message in messages:
+                    if message.offset >= end[tp] or message.value is None:
+                        continue
+                    try:
+                        feedback = SegmentFeedback.model_validate_json(message.value)
+                    except ValueError:
+                        continue
+                    latest[feedback.customer_id] = feedback
+    finally:
+        consumer.close()
+    return list(latest.values())

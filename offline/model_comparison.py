@@ -5,17 +5,23 @@ sample of today's features, each model in its own standardised space, each
 customer assigned to its nearest centroid. A candidate is promoted only when
 it separates today's customers at least as well as the active model does
 (silhouette, Davies-Bouldin, within tolerances) and is stable under
-resampling (bootstrap ARI).
+resampling (bootstrap ARI). When people have said where customers belong
+(``segment-feedback``), a candidate that agrees with clearly less of it than
+the active model is refused too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import polars as pl
 from numpy.typing import NDArray
 
+from offline.features import FEATURE_COLUMNS
 from offline.validation import internal_metrics
+from schemas.feedback import SegmentFeedback
 from schemas.model import SegmentModel
 from scoring.space import ModelSpace
 
@@ -29,6 +35,8 @@ class QualityGates:
     max_silhouette_drop: float = 0.02
     max_davies_bouldin_rise: float = 0.10
     min_bootstrap_ari: float = 0.60
+    max_feedback_drop: float = 0.05
+    min_feedback_records: int = 50
 
 
 @dataclass(frozen=True)
@@ -93,3 +101,72 @@ def compare(
             f"bootstrap ARI {stability:.3f} is below {gates.min_bootstrap_ari} (unstable segments)"
         )
     return verdict
+
+
+@dataclass(frozen=True)
+class FeedbackAgreement:
+    """How much of the feedback each model agrees with, on the same customers."""
+
+    records: int
+    """Feedback records whose customer is among today's customers."""
+    candidate: float
+    active: float | None
+
+
+def feedback_agreement(
+    candidate: SegmentModel,
+    active: SegmentModel | None,
+    raw: FloatArray,
+    proposed: NDArray[np.int64],
+) -> FeedbackAgreement:
+    """Share of feedback (row `i`: a customer's features, the segment id proposed for
+    it) that each model's nearest-centroid assignment agrees with."""
+
+    def share(model: SegmentModel) -> float:
+        if not len(raw):
+            return float("nan")
+        ids = np.asarray([s.segment_id for s in model.segments], dtype=np.int64)
+        assigned = ids[ModelSpace.from_model(model).nearest(raw)]
+        return float(np.mean(assigned == proposed))
+
+    return FeedbackAgreement(
+        len(raw), share(candidate), share(active) if active is not None else None
+    )
+
+
+def feedback_gate(
+    agreement: FeedbackAgreement, max_drop: float, min_records: int = 50
+) -> str | None:
+    """Why the candidate fails the feedback gate, or None.
+
+    >>> print(feedback_gate(FeedbackAgreement(60, 0.50, 0.70), 0.05))
+    agrees with 50.0% of 60 feedback records, below the active model's 70.0% by more than 0.05
+    >>> feedback_gate(FeedbackAgreement(10, 0.10, 0.90), 0.05) is None  # too little feedback
+    True
+    """
+    if agreement.active is None or agreement.records < min_records:
+        return None
+    if agreement.candidate < agreement.active - max_drop:
+        return (
+            f"agrees with {agreement.candidate:.1%} of {agreement.records} feedback records, "
+            f"below the active model's {agreement.active:.1%} by more than {max_drop}"
+        )
+    return None
+
+
+def feedback_rows(
+    features: pl.DataFrame, feedback: Sequence[SegmentFeedback]
+) -> tuple[FloatArray, NDArray[np.int64]]:
+    """(RFM rows, proposed segment ids) of the feedback whose customer has features."""
+    if not feedback:
+        return np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+    proposals = pl.DataFrame(
+        {
+            "customer_id": [f.customer_id for f in feedback],
+            "proposed": [f.proposed_segment_id for f in feedback],
+        },
+        schema={"customer_id": pl.String, "proposed": pl.Int64},
+    )
+    joined = features.join(proposals, on="customer_id", how="inner")
+    raw = joined.select(FEATURE_COLUMNS).to_numpy().astype(np.float64)
+    return raw, joined["proposed"].to_numpy().astype(np.int64)

@@ -94,17 +94,21 @@ def plan(
     """The bindings for the principals given (each one's least privilege)."""
     grants: list[Grant] = []
     if worker is not None:
-        grants += _grants(worker, "READ", "topic", [topics.events, topics.models])
+        grants += _grants(worker, "READ", "topic", [topics.events, topics.models, topics.feedback])
         grants += _grants(
             worker, "WRITE", "topic",
-            [topics.changes, topics.assignments, topics.dead_letters, topics.retrain_requests],
+            [topics.changes, topics.assignments, topics.dead_letters, topics.retrain_requests,
+             topics.feedback_latest],
         )  # fmt: skip
         grants += _grants(worker, "READ", "group", [app_id])
         internal = f"{app_id}-"  # Faust: <app id>-<table>-changelog, <app id>-__assignor-__leader
         for operation in ("READ", "WRITE", "CREATE"):
             grants += _grants(worker, operation, "topic", [internal], "prefixed")
     if trainer is not None:
-        grants += _grants(trainer, "READ", "topic", [topics.events, topics.retrain_requests])
+        grants += _grants(
+            trainer, "READ", "topic",
+            [topics.events, topics.retrain_requests, topics.feedback_latest],
+        )  # fmt: skip
         grants += _grants(trainer, "READ", "group", [trainer_group])
         grants += _grants(trainer, "WRITE", "topic", [topics.models])
     for reader in readers:

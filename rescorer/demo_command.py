@@ -161,6 +161,7 @@ class Demo:
             events=f"{r}-customer-events", changes=f"{r}-segment-changes",
             assignments=f"{r}-customer-segments", dead_letters=f"{r}-dlq",
             models=f"{r}-segment-models", retrain_requests=f"{r}-retrain-requests",
+            feedback=f"{r}-segment-feedback", feedback_latest=f"{r}-segment-feedback-latest",
         )  # fmt: skip
         self.settings = RescorerSettings(
             kafka_bootstrap_servers=broker.bootstrap_servers, topics=topics

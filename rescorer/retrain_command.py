@@ -54,6 +54,14 @@ def register(commands: Any) -> None:
         help=f"smallest acceptable stability (default {gates.min_bootstrap_ari})",
     )
     parser.add_argument(
+        "--max-feedback-drop",
+        type=float_in(0.0, 1.0, "--max-feedback-drop"),
+        default=gates.max_feedback_drop,
+        help="how much less of the feedback than the active model the candidate may agree "
+        f"with (default {gates.max_feedback_drop}); checked from {gates.min_feedback_records} "
+        "feedback records on",
+    )
+    parser.add_argument(
         "--no-publish",
         action="store_true",
         help="promote in the registry only; do not publish to the models topic",
@@ -65,8 +73,14 @@ def run(args: argparse.Namespace) -> int:
     """Read requests, train, compare, promote (or explain why not)."""
     from offline.errors import InputError, KafkaUnavailable
     from offline.features import FEATURE_COLUMNS
-    from offline.kafka_io import signed
-    from offline.model_comparison import QualityGates, compare
+    from offline.kafka_io import read_latest_feedback, signed
+    from offline.model_comparison import (
+        QualityGates,
+        compare,
+        feedback_agreement,
+        feedback_gate,
+        feedback_rows,
+    )
     from offline.retrain_requests import read_pending
     from rescorer.errors import RuntimeFailure, UsageError
     from schemas.registry import ModelRegistry
@@ -109,10 +123,17 @@ def run(args: argparse.Namespace) -> int:
             .astype("float64")[result.sample_index]
         )
         gates = QualityGates(
-            args.max_silhouette_drop, args.max_davies_bouldin_rise, args.min_bootstrap_ari
-        )
+            args.max_silhouette_drop, args.max_davies_bouldin_rise, args.min_bootstrap_ari,
+            args.max_feedback_drop,
+        )  # fmt: skip
         verdict = compare(candidate, active, raw, gates)
         _print_comparison(verdict, active.version if active else None, candidate.version, len(raw))
+        rows, proposed = feedback_rows(result.features, read_latest_feedback(settings))
+        agreement = feedback_agreement(candidate, active, rows, proposed)
+        _print_feedback(agreement, gates.min_feedback_records)
+        failure = feedback_gate(agreement, gates.max_feedback_drop, gates.min_feedback_records)
+        if failure is not None:
+            verdict.failures.append(failure)
         _print_segments(candidate, active)
         pending.acknowledge()
     finally:
@@ -129,6 +150,18 @@ def run(args: argparse.Namespace) -> int:
         publish_model(settings, candidate)
         print(f"published v{candidate.version} to {settings.topics.models}")
     return 0
+
+
+def _print_feedback(agreement: Any, min_records: int) -> None:
+    if not agreement.records:
+        print("feedback: none on today's customers")
+        return
+    active = "-" if agreement.active is None else f"{agreement.active:.1%}"
+    checked = "" if agreement.records >= min_records else f" (fewer than {min_records}: not a gate)"
+    print(
+        f"feedback agreement on {agreement.records} records: candidate "
+        f"{agreement.candidate:.1%}, active {active}{checked}"
+    )
 
 
 def _print_comparison(verdict: Any, active: int | None, candidate: int, customers: int) -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from schemas.dead_letter import DeadLetter
 from schemas.events import CustomerEvent
+from schemas.feedback import SegmentFeedback
 from schemas.model import SegmentModel
 from schemas.retrain import RetrainRequest
 from schemas.segments import SegmentAssignment, SegmentChange
@@ -25,6 +26,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "dead-letter": DeadLetter,
     "segment-model": SegmentModel,
     "retrain-request": RetrainRequest,
+    "segment-feedback": SegmentFeedback,
 }
 JSON_DIR = Path(__file__).parent / "json"
 

@@ -32,6 +32,8 @@ class TopicNames(BaseSettings):
     dead_letters: str = "customer-events-dlq"
     models: str = "segment-models"
     retrain_requests: str = "retrain-requests"
+    feedback: str = "segment-feedback"
+    feedback_latest: str = "segment-feedback-latest"
 
 
 class RescorerSettings(BaseSettings):

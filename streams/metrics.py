@@ -53,6 +53,11 @@ class WorkerMetrics:
             "rescorer_segment_population", "Assigned customers in owned partitions",
             ["segment"], registry=r,
         )  # fmt: skip
+        self.feedback = PromCounter(
+            "rescorer_feedback_total",
+            "Valid feedback by the customer's segment when given and the segment proposed",
+            ["current_segment", "proposed_segment"], registry=r,
+        )  # fmt: skip
         self.holdout_population = Gauge(
             "rescorer_segment_holdout_population",
             "Assigned customers in owned partitions held out as the control group",

@@ -31,6 +31,8 @@ def ensure_topics(settings: WorkerSettings) -> None:
         NewTopic(topics.dead_letters, n, rf),
         NewTopic(topics.models, 1, rf, topic_configs={**COMPACT, "max.message.bytes": "8388608"}),
         NewTopic(topics.retrain_requests, 1, rf),
+        NewTopic(topics.feedback, n, rf),
+        NewTopic(topics.feedback_latest, n, rf, topic_configs=COMPACT),
     ]
     admin = KafkaAdminClient(**settings.kafka_python_config())
     try:

@@ -30,6 +30,7 @@ from streams.aside_consumer import aside_consumer
 from streams.batch_reader import BatchReader
 from streams.delivery import Delivery
 from streams.drift_ticks import DriftTicks
+from streams.feedback import FeedbackAgent
 from streams.kafka_clients import faust_broker_settings
 from streams.lookup import Lookup
 from streams.metrics import WorkerMetrics
@@ -107,6 +108,9 @@ class RescorerWorker:
             self.lookup = Lookup(
                 self.app, self.events, self.tables, self.ownership, self.state, self.metrics
             )
+        self.feedback = FeedbackAgent(
+            self.app, settings, self.tables, self.state, self.delivery, self.metrics
+        )
         self.policy = RetrainPolicy(settings.retrain_thresholds())
         self.drift = DriftTicks(
             self.metrics, self.policy, self._publish_request, settings.worker_id,

@@ -40,6 +40,7 @@ class Stack:
         return TopicNames(
             events=f"{p}-events", changes=f"{p}-changes", assignments=f"{p}-segments",
             dead_letters=f"{p}-dlq", models=f"{p}-models", retrain_requests=f"{p}-retrain",
+            feedback=f"{p}-feedback", feedback_latest=f"{p}-feedback-latest",
         )  # fmt: skip
 
     def settings(self) -> RescorerSettings:
@@ -56,6 +57,8 @@ class Stack:
             "RESCORER_TOPIC_DEAD_LETTERS": t.dead_letters,
             "RESCORER_TOPIC_MODELS": t.models,
             "RESCORER_TOPIC_RETRAIN_REQUESTS": t.retrain_requests,
+            "RESCORER_TOPIC_FEEDBACK": t.feedback,
+            "RESCORER_TOPIC_FEEDBACK_LATEST": t.feedback_latest,
             "RESCORER_APP_ID": self.prefix,
             "RESCORER_PARTITIONS": str(self.partitions),
             "RESCORER_MODEL_DIR": str(self.workdir / "no-models"),
@@ -161,9 +164,12 @@ def produce(
 
 
 def produce_raw(
-    stack: Stack, messages: Iterable[tuple[bytes | None, bytes]], partition: int | None = None
+    stack: Stack,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    partition: int | None = None,
+    topic: str | None = None,
 ) -> None:
-    """Raw messages to the events topic, as fast as the broker takes them (aiokafka)."""
+    """Raw messages to the events topic (or `topic`), as fast as the broker takes them."""
 
     async def send_all() -> None:
         producer = AIOKafkaProducer(
@@ -171,9 +177,10 @@ def produce_raw(
         )
         await producer.start()
         try:
-            topic = stack.topics.events
             for key, value in messages:
-                await producer.send(topic, value, key=key, partition=partition)
+                await producer.send(
+                    topic or stack.topics.events, value, key=key, partition=partition
+                )
             await producer.flush()
         finally:
             await producer.stop()

@@ -22,6 +22,8 @@ def test_the_worker_gets_its_topics_group_and_internal_prefix() -> None:
     assert worker == {
         ("READ", "topic", "customer-events", "literal"),
         ("READ", "topic", "segment-models", "literal"),
+        ("READ", "topic", "segment-feedback", "literal"),
+        ("WRITE", "topic", "segment-feedback-latest", "literal"),
         ("WRITE", "topic", "segment-changes", "literal"),
         ("WRITE", "topic", "customer-segments", "literal"),
         ("WRITE", "topic", "customer-events-dlq", "literal"),

@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.customer_record import CustomerRecord, from_micros, to_micros
+from scoring.customer_record import (
+    HISTORY_LIMIT,
+    CustomerRecord,
+    Move,
+    from_micros,
+    to_micros,
+)
 from scoring.customer_state import CustomerState
 
 moments = st.integers(0, 2_000_000_000_000_000).map(from_micros)
@@ -58,3 +64,17 @@ def test_micros_are_exact() -> None:
 def test_anything_else_is_a_value_error(data: bytes) -> None:
     with pytest.raises(ValueError, match="record"):
         CustomerRecord.loads(data)
+
+
+def test_the_history_keeps_the_latest_moves_and_round_trips() -> None:
+    record = CustomerRecord(CustomerState(window_days=365))
+    for n in range(HISTORY_LIMIT + 5):
+        record.remember(Move(n, None if n == 0 else n % 3, (n + 1) % 3, "event", 1))
+    assert len(record.history) == HISTORY_LIMIT
+    assert record.history[-1].as_of == HISTORY_LIMIT + 4 and record.history[0].as_of == 5
+    again = CustomerRecord.loads(record.dumps())
+    assert again.history == record.history
+    empty = CustomerRecord(CustomerState(window_days=365))
+    assert b'"h"' not in empty.dumps() and CustomerRecord.loads(empty.dumps()).history == []
+    per_move = (len(record.dumps()) - len(empty.dumps())) / HISTORY_LIMIT
+    assert per_move < 45  # the bytes the README quotes per remembered change

@@ -16,6 +16,7 @@ from streams.decoding import (
     Rejected,
     dead_letter,
     decode_event,
+    decode_feedback,
 )
 
 GOOD = {
@@ -121,3 +122,21 @@ def test_near_valid_json_is_an_event_or_a_reason(body: dict[str, object]) -> Non
     else:
         assert outcome.error_type in {"invalid_json", "invalid_event", "key_mismatch"}
         assert outcome.error
+
+
+def test_feedback_decodes_or_says_why_not() -> None:
+    good = {"customer_id": "c1", "proposed_segment_id": 2, "given_by": "crm-team",
+            "given_at": "2025-02-01T09:00:00Z", "note": "bought a lot offline"}  # fmt: skip
+    decoded = decode_feedback(b"c1", json.dumps(good).encode())
+    assert not isinstance(decoded, Rejected) and decoded.proposed_segment_id == 2
+    cases = [
+        (b"c1", b"{not json", "invalid_json"),
+        (b"c1", json.dumps({**good, "proposed_segment_id": -1}).encode(), "invalid_feedback"),
+        (b"c1", json.dumps({**good, "given_at": "2025-02-01"}).encode(), "invalid_feedback"),
+        (b"other", json.dumps(good).encode(), "key_mismatch"),
+        (None, json.dumps(good).encode(), "missing_key"),
+        (b"c1", None, "empty"),
+    ]
+    for key, value, kind in cases:
+        rejected = decode_feedback(key, value)
+        assert isinstance(rejected, Rejected) and rejected.error_type == kind, (value, rejected)

@@ -1,0 +1,93 @@
+"""Feedback on misclassifications: validated, counted, the latest kept per customer.
+
+The feedback topic is keyed by customer and has as many partitions as the
+events topic, so Faust assigns each worker the feedback partitions of the
+customers it owns and their records are local. Feedback is rare, so it rides
+Faust's ordinary per-message agent. For each message:
+
+- a bad one goes to the dead-letter topic with its reason;
+- a good one is counted in ``rescorer_feedback_total{current_segment,
+  proposed_segment}`` (the customer's segment now, "none" when unknown) and
+  written to the compacted latest-feedback topic under the customer's key,
+  which `rescorer retrain` reads to check a candidate against it.
+
+Delivery is at least once: a redelivered message writes the same latest value
+again and may be counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+from streams.decoding import Rejected, dead_letter, decode_feedback
+
+if TYPE_CHECKING:
+    from streams.delivery import Delivery
+    from streams.metrics import WorkerMetrics
+    from streams.ownership import Tables
+    from streams.settings import WorkerSettings
+    from streams.state import WorkerState
+
+log = logging.getLogger(__name__)
+
+
+class FeedbackAgent:
+    """The agent on the feedback topic."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: WorkerSettings,
+        tables: Tables,
+        state: WorkerState,
+        delivery: Delivery,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.settings = settings
+        self.tables = tables
+        self.state = state
+        self.delivery = delivery
+        self.metrics = metrics
+        self.topic = app.topic(
+            settings.topics.feedback, key_type=bytes, value_type=bytes,
+            key_serializer="raw", value_serializer="raw", partitions=settings.partitions,
+        )  # fmt: skip
+        app.agent(self.topic, name="segment-feedback")(self.run)
+
+    async def run(self, stream: faust.StreamT[Any]) -> AsyncIterator[None]:
+        """Take each feedback message in turn."""
+        async for message in stream.events():
+            await self.take(message.key, message.value, message.message.partition,
+                            message.message.offset)  # fmt: skip
+            yield None
+
+    async def take(self, key: bytes | None, value: bytes | None, partition: int,
+                   offset: int) -> None:  # fmt: skip
+        """Validate, count and keep one feedback message (or dead-letter it)."""
+        topics = self.settings.topics
+        decoded = decode_feedback(key, value)
+        if isinstance(decoded, Rejected):
+            letter = dead_letter(decoded, key, value, topics.feedback, partition, offset)
+            await self.delivery.publish(
+                topics.dead_letters, key or b"", letter.model_dump_json().encode()
+            )
+            self.metrics.rejected.labels(decoded.error_type).inc()
+            log.info("feedback at %s/%d dead-lettered: %s", partition, offset, decoded.error)
+            return
+        record = self.tables.record(decoded.customer_id, partition)
+        rescorer = self.state.rescorer
+        names = rescorer.names_seen if rescorer is not None else {}
+        current = (
+            "none"
+            if record is None or record.segment_id is None
+            else names.get(record.segment_id, str(record.segment_id))
+        )
+        proposed = names.get(decoded.proposed_segment_id, str(decoded.proposed_segment_id))
+        self.metrics.feedback.labels(current, proposed).inc()
+        await self.delivery.publish(
+            topics.feedback_latest, decoded.customer_id.encode(), decoded.model_dump_json().encode()
+        )
