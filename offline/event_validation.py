@@ -27,6 +27,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "type": EVENT_TYPE,
     "occurred_at": pl.Datetime("us", "UTC"),
     "amount": pl.Float64(),
+    "channel": pl.String(),
 }
 """The canonical columns of a validated event frame."""
 _TZ_SUFFIX = r"([zZ]|[+-]\d{2}(:?\d{2})?)$"
@@ -154,6 +155,7 @@ def validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         kind.cast(EVENT_TYPE).alias("type"),
         occurred_at.alias("occurred_at"),
         pl.when(kind == "session").then(None).otherwise(amount).alias("amount"),
+        channel.alias("channel"),
     )
     # The raw text of a row is only built for rejected rows: it is for the report.
     rejected = frame.filter(~ok).select(

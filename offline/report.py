@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from offline.action_cards import pareto
 from offline.event_validation import Rejections
 from offline.trainer import TrainResult
+from schemas.model import SegmentModel
 from schemas.segments import FEATURE_NAMES
 from scoring.holdout import HoldoutPolicy
 
@@ -24,6 +26,8 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#22
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;
 text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}img{max-width:100%}
 .note{color:#555;font-size:.92em}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}
+.summary{background:#f5f8ff;border:1px solid #c9d6f0;padding:.2em 1em;margin:1em 0}
+.card{border:1px solid #ddd;border-radius:6px;padding:.2em 1em}.card h3{margin:.5em 0}
 """
 
 
@@ -133,6 +137,175 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _predictive(model: SegmentModel) -> str:
+    v = model.validation
+    p = v.predictive
+    if not p:
+        return "<p>Not measured (no temporal holdout, or everyone or no one bought again).</p>"
+    names = {str(s.segment_id): s.name for s in model.segments}
+    churn = "".join(
+        f"<tr><td class=l>{html.escape(names.get(k, k))}</td><td>{c:.1%}</td></tr>"
+        for k, c in sorted(v.churn_by_segment.items(), key=lambda kv: kv[1])
+    )
+    kept = p["segment_auc"] - 0.5
+    ceiling = max(1e-9, p["rfm_auc"] - 0.5)
+    return f"""<p>Segments fitted {model.parameters.get("holdout_days")} days before the end,
+applied to the {int(p["customers"]):,} customers known then, against what those customers
+did in the last {model.parameters.get("holdout_days")} days ({p["purchase_rate"]:.1%} bought
+again). Cross-validated:</p>
+<table><tr><th class=l>predicts</th><th>segments</th><th>raw RFM (regression)</th>
+<th>knowing nothing</th></tr>
+<tr><td class=l>bought again (AUC)</td><td>{p["segment_auc"]:.3f}</td><td>{p["rfm_auc"]:.3f}</td>
+<td>0.500</td></tr>
+<tr><td class=l>log spend (R&sup2;)</td><td>{p["segment_spend_r2"]:.3f}</td>
+<td>{p["rfm_spend_r2"]:.3f}</td><td>0.000</td></tr></table>
+<p class=note>What this means: the segment label alone keeps {kept / ceiling:.0%} of the
+purchase signal the raw features carry; an AUC of 0.5 would mean the labels say nothing
+about who comes back.</p>
+<table><tr><th class=l>segment</th><th>did not buy in the window (churn)</th></tr>{churn}</table>"""
+
+
+def _robustness(model: SegmentModel) -> str:
+    v = model.validation
+    names = {str(s.segment_id): s.name for s in model.segments}
+    sensitivity = "".join(
+        f"<tr><td class=l>{html.escape(name)}</td><td>{share:.1%}</td></tr>"
+        for name, share in v.sensitivity.items()
+    )
+    correlations = "".join(
+        f"<tr><td class=l>{html.escape(pair.replace('~', ' / '))}</td><td>{r:+.2f}"
+        f"{' <b>(above 0.8)</b>' if abs(r) > 0.8 else ''}</td></tr>"
+        for pair, r in v.feature_correlation.items()
+    )
+    unstable = ", ".join(html.escape(names.get(i, i)) for i in v.unstable_segments)
+    cv = (
+        f"<p>Cross-validation (5 folds of customers, refit on 4, assign the fifth): ARI "
+        f"<b>{v.cv_ari_mean:.3f}</b> &plusmn; {v.cv_ari_std:.3f} against the full fit.</p>"
+        if v.cv_ari_mean is not None
+        else ""
+    )
+    verdict = (
+        "<p><b>Fragile:</b> 10% noise on spend moves more than 10% of customers.</p>"
+        if v.fragile
+        else "<p>Not fragile: 10% noise on spend moves at most 10% of customers.</p>"
+    )
+    return f"""{cv}
+<table><tr><th class=l>input change</th><th>customers who change segment</th></tr>
+{sensitivity}</table>{verdict}
+<p class=note>What this means: small errors in the data (a mis-keyed amount, a late event)
+should not re-segment many customers; if they do, the boundaries are too fine to act on.</p>
+<table><tr><th class=l>transformed features</th><th>correlation</th></tr>{correlations}</table>
+<p class=note>Strongly correlated features count the same behaviour twice in the distance.</p>
+<p>{
+        "Transitional segments (bootstrap Jaccard below 0.6 or holdout retention below 50%): <b>"
+        + unstable
+        + "</b>: consider merging them."
+        if unstable
+        else "No transitional segments: every segment is reproduced by resampling and over time."
+    }</p>"""
+
+
+def _summary(model: SegmentModel) -> str:
+    v = model.validation
+    p = v.predictive
+    stable = (
+        f"bootstrap ARI {v.bootstrap_ari:.2f}"
+        + (f", cross-validated ARI {v.cv_ari_mean:.2f}" if v.cv_ari_mean is not None else "")
+        if v.bootstrap_ari is not None
+        else "stability not measured"
+    )
+    predictive = (
+        f"they predict who buys again at AUC {p['segment_auc']:.2f} (raw RFM: "
+        f"{p['rfm_auc']:.2f}, a guess: 0.50)"
+        if p
+        else "predictive validity not measured"
+    )
+    warnings = []
+    if v.fragile:
+        warnings.append("fragile under 10% noise on spend")
+    if v.unstable_segments:
+        warnings.append(f"{len(v.unstable_segments)} transitional segment(s)")
+    moved = sum(
+        n for old, row in v.migration_from_previous.items() for new, n in row.items() if old != new
+    )
+    total = sum(n for row in v.migration_from_previous.values() for n in row.values())
+    change = (
+        f"Against v{model.parameters.get('previous_version')}: {moved:,} of {total:,} customers "
+        f"({moved / max(1, total):.1%}) would change segment."
+        if total
+        else "First model: nothing to compare with."
+    )
+    return f"""<div class=summary><p><b>{len(model.segments)} segments</b> over
+{model.n_customers:,} customers; {stable}; {predictive}.
+{("<b>Warnings:</b> " + "; ".join(warnings) + ".") if warnings else "No warnings."}
+{change}</p></div>"""
+
+
+def _cards(model: SegmentModel) -> str:
+    v = model.validation
+    pareto_set = pareto(
+        {s.segment_id: s.profile.revenue_share for s in model.segments if s.profile}
+    )
+    cards = []
+    for segment in model.segments:
+        p = segment.profile
+        if p is None:
+            continue
+        churn = v.churn_by_segment.get(str(segment.segment_id))
+        mix = ", ".join(f"{c} {share:.0%}" for c, share in
+                        sorted(p.channel_mix.items(), key=lambda kv: -kv[1])) or "-"  # fmt: skip
+        flags = []
+        if segment.segment_id in pareto_set:
+            flags.append("in the 80% of revenue")
+        if str(segment.segment_id) in v.unstable_segments:
+            flags.append("unstable: consider merging")
+        cards.append(f"""<div class=card><h3>{html.escape(segment.name)}
+<span class=note>{" &middot; ".join(flags)}</span></h3>
+<p>{p.size:,} customers ({p.share:.1%}), {p.revenue_share:.1%} of revenue; median recency
+{p.median["recency_days"]:.0f} days, frequency {p.median["frequency"]:.0f}, monetary
+{p.median["monetary"]:,.2f}; AOV {p.average_order_value:,.2f}; refunds
+{_share(p.refund_rate)} of purchases; channels {html.escape(mix)}; near a boundary
+{_share(p.boundary_share)}; churn in the holdout window {_share(churn)}.</p>
+<ul><li>What they value: {html.escape(p.values)}.</li>
+<li>How they interact: {html.escape(p.interacts)}.</li>
+<li>Lever: {html.escape(p.lever)}.</li></ul></div>""")
+    return "".join(cards)
+
+
+def _algorithms(model: SegmentModel) -> str:
+    v = model.validation
+    if not v.algorithms:
+        return ""
+    rows = "".join(
+        f"<tr><td class=l>{html.escape(name)}</td><td>{s['silhouette']:.3f}</td>"
+        f"<td>{s['davies_bouldin']:.3f}</td><td>{s['stability']:.3f}</td></tr>"
+        for name, s in v.algorithms.items()
+    )
+    return f"""<h3>Algorithm choice</h3>
+<table><tr><th class=l>at k={len(model.segments)}</th><th>silhouette</th>
+<th>Davies-Bouldin</th><th>stability (ARI)</th></tr>{rows}</table>
+<p class=note>{html.escape(v.algorithm_choice)}.</p>"""
+
+
+def _migration(model: SegmentModel) -> str:
+    table = model.validation.migration_from_previous
+    if not table:
+        return ""
+    new_ids = sorted({new for row in table.values() for new in row}, key=int)
+    names = {str(s.segment_id): s.name for s in model.segments}
+    head = "".join(f"<th>{html.escape(names.get(i, i))}</th>" for i in new_ids)
+    rows = "".join(
+        f"<tr><td class=l>segment {html.escape(old)}</td>"
+        + "".join(f"<td>{table[old].get(i, 0):,}</td>" for i in new_ids)
+        + "</tr>"
+        for old in sorted(table, key=int)
+    )
+    return f"""<h3>What changed since the previous version</h3>
+<table><tr><th class=l>previous model \\ this model</th>{head}</tr>{rows}</table>
+<p class=note>Today's customers, by the segment the previous model and this one give
+them (segment ids are matched across versions).</p>"""
+
+
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -205,12 +378,14 @@ from {model.n_events:,} events ({model.training_start:%Y-%m-%d} to
 {model.training_end:%Y-%m-%d}); window {model.features.window_days} days;
 {len(model.segments)} segments.</p>
 <p class=note>{definition}</p>
+{_summary(model)}
 <h2>Segments</h2>
 <table><tr><th>id</th><th class=l>segment</th><th>customers</th><th>share</th>
 <th>revenue share</th><th>avg order value</th><th>mean recency (days)</th>
 <th>mean frequency</th><th>mean monetary</th><th>stability (Jaccard)</th>
 <th>near a boundary</th><th>holdout (share)</th></tr>
 {"".join(rows)}</table>
+<h2>Action cards</h2><div class=grid>{_cards(model)}</div>
 <h2>Can these segments be trusted?</h2>
 <ul>
 <li>Separation: silhouette <b>{_fmt(v.silhouette)}</b> (from -1 to 1; above 0.5 is clear
@@ -230,6 +405,8 @@ matches how often bootstrap refits keep a customer in its segment (mean gap
 <li>Do the segments differ on business KPIs? Kruskal-Wallis p-values:</li></ul>
 <table><tr><th class=l>measure</th><th>p-value</th></tr>{pvalues}</table>
 <h3>Over time</h3>{holdout}
+<h2>Do the segments predict behaviour?</h2>{_predictive(model)}
+<h2>Are they robust?</h2>{_robustness(model)}{_algorithms(model)}{_migration(model)}
 <h3>Data quality</h3>{quality}
 {f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""}
 <h2>Figures</h2><div class=grid>{figures}</div>

@@ -54,6 +54,8 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         standardises any number of columns untransformed.
     random_state : int
         Seed; the same data and seed give the same segments.
+    weights : tuple of float or None
+        Multiplies each standardised column (None: all 1).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         min_share: float = 0.02,
         transforms: tuple[str, ...] | None = DEFAULT_TRANSFORMS,
         random_state: int = 0,
+        weights: tuple[float, ...] | None = None,
     ) -> None:
         self.k = k
         self.k_range = k_range
@@ -73,6 +76,7 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         self.min_share = min_share
         self.transforms = transforms
         self.random_state = random_state
+        self.weights = weights
 
     def __sklearn_tags__(self) -> Tags:
         tags: Tags = super().__sklearn_tags__()
@@ -90,14 +94,20 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         transformed = apply_transforms(raw, self._transforms(raw))
         self.scaler_ = StandardScaler().fit(transformed)
         # A constant feature has scale 0; StandardScaler reports 1 there, which keeps it inert.
-        embedded: FloatArray = self.scaler_.transform(transformed)
+        embedded: FloatArray = self.scaler_.transform(transformed) * self._weights(raw)
         return embedded
+
+    def _weights(self, raw: FloatArray) -> FloatArray:
+        if self.weights is None:
+            return np.ones(raw.shape[1], dtype=np.float64)
+        return np.asarray(self.weights, dtype=np.float64)
 
     def embed(self, raw: FloatArray) -> FloatArray:
         """Raw rows to the standardised space of the fitted scaler."""
         check_is_fitted(self, "scaler_")
         raw = validate_data(self, raw, dtype=np.float64, reset=False)
-        embedded: FloatArray = self.scaler_.transform(apply_transforms(raw, self._transforms(raw)))
+        transformed = apply_transforms(raw, self._transforms(raw))
+        embedded: FloatArray = self.scaler_.transform(transformed) * self._weights(raw)
         return embedded
 
     def _sample(self, n: int) -> NDArray[np.int64]:

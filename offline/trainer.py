@@ -9,13 +9,26 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
+from offline.action_cards import behaviour, interacts, lever, migration, values
+from offline.algorithms import choose, compare_algorithms
 from offline.errors import InputError
 from offline.events_io import EventLog
 from offline.features import FEATURE_COLUMNS, rfm_features
 from offline.identity import assign_ids
 from offline.naming import describe, name_segments, percentile_scores
+from offline.predictive import (
+    PERTURBATIONS,
+    cross_validated_ari,
+    fragile,
+    moved_share,
+    outcomes,
+    perturbed,
+    predictive_validity,
+    strong_correlations,
+)
 from offline.segmenter import DEFAULT_TRANSFORMS, KCandidate, RfmSegmenter
 from offline.validation import (
     Holdout,
@@ -64,6 +77,8 @@ class TrainConfig:
     bootstrap_resamples: int = 20
     holdout_days: int = 90
     version: int = 1
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Per feature (`FEATURE_NAMES` order), multiplying its standardised coordinate."""
 
 
 @dataclass
@@ -84,6 +99,11 @@ class TrainResult:
 
 def _quiet(_: str) -> None:
     return None
+
+
+CORRELATION_WARNING = 0.8
+UNSTABLE_JACCARD = 0.6
+UNSTABLE_RETENTION = 0.5
 
 
 def train(
@@ -123,6 +143,7 @@ def train(
         selection_sample=config.selection_sample,
         min_share=config.min_share,
         random_state=config.seed,
+        weights=config.weights,
     ).fit(raw)
     notes: list[str] = []
     if not any(c.eligible for c in segmenter.candidates_):
@@ -134,7 +155,7 @@ def train(
     space = ModelSpace.from_parts(
         DEFAULT_TRANSFORMS,
         scaler.mean_,
-        scaler.scale_,
+        scaler.scale_ / np.asarray(config.weights, dtype=np.float64),
         segmenter.cluster_centers_,
         range(segmenter.k_),
     )
@@ -166,12 +187,46 @@ def train(
     holdout = _holdout(log, config, as_of, segmenter.k_, raw, labels, features, notes)
     kpis = kpi_table(features, labels, config.window_days)
     pvalues = kpi_pvalues(features, labels)
+    progress("validating: cross-validation, sensitivity, variable checks")
+    cv_mean, cv_std = cross_validated_ari(
+        embedded[sample], labels[sample], segmenter.k_, seed=config.seed
+    )
+    sensitivity = _sensitivity(log, config, as_of, space, raw, features, sample)
+    correlations = strong_correlations(embedded, FEATURE_NAMES)
+    for pair, r in correlations.items():
+        if abs(r) > CORRELATION_WARNING:
+            notes.append(f"features {pair.replace('~', ' and ')} correlate at r={r:.2f}: "
+                         "they weigh the same behaviour twice")  # fmt: skip
+    retention = holdout.retention_by_label if holdout else {}
+    unstable = tuple(
+        str(ids[lab])
+        for lab in range(segmenter.k_)
+        if stability.jaccard_by_label.get(lab, 1.0) < UNSTABLE_JACCARD
+        or retention.get(lab, 1.0) < UNSTABLE_RETENTION
+    )
+    predictive = holdout.predictive if holdout else None
+    progress("comparing k-means with GaussianMixture and Ward")
+    algorithms = compare_algorithms(embedded[sample], segmenter.k_, config.seed)
 
     distances = space.distances(embedded)
     near_boundary = confidence(distances) < BOUNDARY_CONFIDENCE
     temperature, calibration_error = fit_temperature(distances[sample], stability.kept_share)
+    refund_rate, channel_mix = behaviour(
+        frame, features["customer_id"].to_list(), segment_ids.tolist()
+    )
     segments = _segments(
-        features, raw, labels, space, ids, names, centroid_scores, kpis, near_boundary
+        features, raw, labels, space, ids, names, centroid_scores, kpis, near_boundary,
+        refund_rate, channel_mix,
+    )  # fmt: skip
+    moved = (
+        migration(
+            np.asarray([s.segment_id for s in previous.segments])[
+                ModelSpace.from_model(previous).nearest(raw)
+            ].tolist(),
+            segment_ids.tolist(),
+        )
+        if previous is not None
+        else {}
     )
     validation = ValidationMetrics(
         silhouette=internal.silhouette,
@@ -183,6 +238,33 @@ def train(
         holdout_changed_share=holdout.changed_share if holdout else None,
         kpi_pvalues=pvalues,
         k_selection={str(c.k): c.silhouette for c in segmenter.candidates_},
+        predictive=(
+            {
+                "customers": float(predictive.customers),
+                "purchase_rate": predictive.purchase_rate,
+                "segment_auc": predictive.segment_auc,
+                "rfm_auc": predictive.rfm_auc,
+                "segment_spend_r2": predictive.segment_spend_r2,
+                "rfm_spend_r2": predictive.rfm_spend_r2,
+            }
+            if predictive
+            else {}
+        ),
+        churn_by_segment=(
+            {str(ids[lab]): v for lab, v in holdout.churn_by_label.items() if lab >= 0}
+            if holdout
+            else {}
+        ),
+        holdout_retention={str(ids[lab]): v for lab, v in retention.items()},
+        cv_ari_mean=cv_mean,
+        cv_ari_std=cv_std,
+        sensitivity=sensitivity,
+        fragile=fragile(sensitivity),
+        feature_correlation=correlations,
+        unstable_segments=unstable,
+        algorithms=algorithms,
+        algorithm_choice=choose(algorithms),
+        migration_from_previous=moved,
     )
     model = SegmentModel(
         version=config.version,
@@ -192,7 +274,10 @@ def train(
         training_end=min(latest, as_of),
         n_customers=features.height,
         n_events=frame.height,
-        features=FeatureDefinition(window_days=config.window_days),
+        features=FeatureDefinition(
+            window_days=config.window_days,
+            weights=dict(zip(FEATURE_NAMES, config.weights, strict=True)),
+        ),
         scaler=Scaler(
             mean=tuple(float(x) for x in scaler.mean_), scale=tuple(float(x) for x in scaler.scale_)
         ),
@@ -234,6 +319,35 @@ def train(
     )
 
 
+def _sensitivity(
+    log: EventLog,
+    config: TrainConfig,
+    as_of: datetime,
+    space: ModelSpace,
+    raw: FloatArray,
+    features: pl.DataFrame,
+    sample: IntArray,
+) -> dict[str, float]:
+    """Share of the validation sample whose segment changes under each perturbation."""
+    rng = np.random.default_rng(config.seed)
+    rows = raw[sample]
+    base = space.nearest(rows)
+    shares = {
+        name: moved_share(base, space.nearest(perturbed(rows, feature, size, rng)))
+        for name, feature, size in PERTURBATIONS
+    }
+    # Dropping 5% of the events: recompute the features and compare those still there.
+    kept = log.frame.sample(fraction=0.95, seed=config.seed)
+    thinned = rfm_features(kept, as_of, config.window_days)
+    ids = features[sample.tolist()].select("customer_id").with_row_index("row")
+    both = ids.join(thinned, on="customer_id", how="inner")
+    after = space.nearest(both.select(FEATURE_COLUMNS).to_numpy().astype(np.float64))
+    dropped = 1.0 - both.height / max(1, len(sample))  # customers left without a purchase
+    moved = float(np.sum(base[both["row"].to_numpy()] != after)) / max(1, len(sample))
+    shares["drop 5% of events"] = moved + dropped
+    return shares
+
+
 def _reference(values: FloatArray) -> ReferenceDistribution:
     edges = reference_edges(values)
     return ReferenceDistribution(
@@ -267,6 +381,7 @@ def _holdout(
         n_init=config.n_init,
         selection_sample=config.selection_sample,
         random_state=config.seed,
+        weights=config.weights,
     ).fit(raw_then)
     labels_past_now = past.predict(raw_now)
     ari = float(adjusted_rand_score(labels_now, labels_past_now))
@@ -276,7 +391,33 @@ def _holdout(
         .to_numpy()
     )
     changed = float(np.mean(past.labels_ != labels_past_now[present])) if len(present) else 0.0
-    return Holdout(config.holdout_days, ari, changed, features_then.height)
+    # Match the T-H fit's segments to today's by overlap on today's customers.
+    overlap = np.zeros((k, k), dtype=np.int64)
+    np.add.at(overlap, (labels_now, labels_past_now), 1)
+    today, then_label = linear_sum_assignment(-overlap)
+    to_today = np.full(k, -1, dtype=np.int64)
+    to_today[then_label] = today
+    then_ids = features_then.select("customer_id").with_row_index("then_row")
+    pairs = features_now.with_row_index("row").join(then_ids, on="customer_id", how="inner")
+    now_rows, then_rows = pairs["row"].to_numpy(), pairs["then_row"].to_numpy()
+    kept = to_today[past.labels_[then_rows]] == labels_now[now_rows]
+    retention = {
+        lab: float(kept[labels_now[now_rows] == lab].mean())
+        for lab in range(k)
+        if (labels_now[now_rows] == lab).any()
+    }
+    bought, spend = outcomes(log.frame, features_then["customer_id"], then, as_of)
+    predictive = predictive_validity(past.labels_, past.embedded_, bought, spend, config.seed)
+    if predictive is None:
+        notes.append("predictive validity skipped: every customer or none purchased again")
+    churn = (
+        {int(to_today[lab]): v for lab, v in predictive.churn_by_label.items()}
+        if predictive
+        else {}
+    )
+    return Holdout(
+        config.holdout_days, ari, changed, features_then.height, retention, predictive, churn
+    )
 
 
 def _segments(
@@ -289,6 +430,8 @@ def _segments(
     scores: FloatArray,
     kpis: pl.DataFrame,
     near_boundary: NDArray[np.bool_],
+    refund_rate: dict[int, float],
+    channel_mix: dict[int, dict[str, float]],
 ) -> list[Segment]:
     total = len(raw)
     kpi_rows = {int(r["label"]): r for r in kpis.iter_rows(named=True)}
@@ -296,6 +439,9 @@ def _segments(
     for index in range(len(ids)):
         members = raw[labels == index]
         row = kpi_rows.get(index, {})
+        zscores: dict[str, float] = {
+            n: float(space.centroids[index, i]) for i, n in enumerate(FEATURE_NAMES)
+        }
         profile = SegmentProfile(
             size=len(members),
             share=len(members) / total,
@@ -312,6 +458,11 @@ def _segments(
             zscores={n: float(space.centroids[index, i]) for i, n in enumerate(FEATURE_NAMES)},
             description=describe(names[index], scores[index]),
             boundary_share=float(near_boundary[labels == index].mean()) if len(members) else 0.0,
+            refund_rate=refund_rate.get(ids[index], 0.0),
+            channel_mix=channel_mix.get(ids[index], {}),
+            values=values(zscores),
+            interacts=interacts(channel_mix.get(ids[index], {})),
+            lever=lever(zscores),
         )
         out.append(
             Segment(

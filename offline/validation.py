@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -16,6 +16,8 @@ from sklearn.metrics import (
     davies_bouldin_score,
     silhouette_samples,
 )
+
+from offline.predictive import Predictive
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -103,6 +105,12 @@ class Holdout:
     ari: float
     changed_share: float
     customers_then: int
+    retention_by_label: dict[int, float] = field(default_factory=dict)
+    """Per today's label: share of its customers known then whom the fit as of T-H
+    put in the matching segment (fits matched by largest overlap)."""
+    predictive: Predictive | None = None
+    churn_by_label: dict[int, float] = field(default_factory=dict)
+    """Per today's label: the holdout-window churn of the matching T-H segment."""
 
 
 def kpi_table(features: pl.DataFrame, labels: IntArray, window_days: int) -> pl.DataFrame:

@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
                     f"{model.n_customers:>9} customers  k={len(model.segments)}  "
                     f"silhouette={model.validation.silhouette or 0:.3f}  [{names}]"
                 )
+                for unstable in model.validation.unstable_segments:
+                    name = model.segment(int(unstable)).name
+                    print(f"        {name}: unstable: consider merging")
             return 0
         if args.action == "show":
             shown: int | None = args.version or registry.active_version()

@@ -41,6 +41,28 @@ def _positive(text: str) -> int:
     return value
 
 
+def weights_arg(text: str) -> tuple[float, float, float]:
+    """argparse type: ``recency_days=2,frequency=1,monetary=1`` (unnamed features weigh 1)."""
+    from schemas.segments import FEATURE_NAMES
+
+    weights: dict[str, float] = dict.fromkeys(FEATURE_NAMES, 1.0)
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        if not sep or name.strip() not in weights:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: expected FEATURE=WEIGHT with FEATURE one of {', '.join(FEATURE_NAMES)}"
+            )
+        try:
+            weight = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: {value!r} is not a number") from None
+        if not 0.0 < weight <= 100.0:
+            raise argparse.ArgumentTypeError(f"{part!r}: a weight must be in (0, 100]")
+        weights[name.strip()] = weight
+    recency, frequency, monetary = (weights[n] for n in FEATURE_NAMES)
+    return recency, frequency, monetary
+
+
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """The event source and training options shared by ``train`` and ``retrain``."""
     source = parser.add_mutually_exclusive_group(required=True)
@@ -87,6 +109,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="temporal holdout H in days (default 90, 0 = off)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--weights", type=weights_arg, default=(1.0, 1.0, 1.0), metavar="FEATURE=W,...",
+        help="multiply standardised features, e.g. recency_days=2 (recorded in the model and "
+        "used the same way by the worker and replay)",
+    )  # fmt: skip
     parser.add_argument(
         "--model-dir", type=Path, help="registry directory (default RESCORER_MODEL_DIR)"
     )
@@ -143,6 +170,7 @@ def train_from_args(
             bootstrap_resamples=args.bootstrap,
             holdout_days=args.holdout_days,
             version=version,
+            weights=args.weights,
         )
         return log, train(log, config, previous, progress)
     except InputError as exc:

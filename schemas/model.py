@@ -19,8 +19,9 @@ from schemas._base import Contract, UtcDatetime
 from schemas.segments import FEATURE_NAMES, FeatureName
 from schemas.signing import SignatureRejected, sign_document, verify_document
 
-SEGMENT_MODEL_SCHEMA_VERSION: Final = 2
-"""2 added `membership` (the calibration) and profiles' `boundary_share`; 1 still loads."""
+SEGMENT_MODEL_SCHEMA_VERSION: Final = 3
+"""2 added `membership` (the calibration) and profiles' `boundary_share`; 3 the predictive,
+cross-validation, sensitivity and variable checks of `ValidationMetrics`. 1 and 2 load."""
 MAX_MODEL_BYTES = 4 * 1024 * 1024
 """Artifacts above this size are refused before parsing (a real one is a few tens of KiB)."""
 MAX_SEGMENTS = 32
@@ -33,12 +34,21 @@ def _default_transforms() -> dict[FeatureName, Transform]:
     return {"recency_days": "identity", "frequency": "log1p", "monetary": "log1p"}
 
 
+def _unit_weights() -> dict[FeatureName, float]:
+    return dict.fromkeys(FEATURE_NAMES, 1.0)
+
+
 class FeatureDefinition(Contract):
     """How raw RFM features are computed and transformed before scaling."""
 
     names: tuple[FeatureName, ...] = FEATURE_NAMES
     window_days: Annotated[int, Field(ge=1, le=3660)] = 365
     transforms: dict[FeatureName, Transform] = Field(default_factory=_default_transforms)
+    weights: dict[FeatureName, Annotated[float, Field(gt=0.0, le=100.0)]] = Field(
+        default_factory=_unit_weights
+    )
+    """Multiplies each standardised coordinate: a feature of weight 2 counts twice as much
+    in every distance (training, the worker and replay alike)."""
     definition: str = (
         "As of T with window W days, per customer with a purchase at or before T: "
         "recency_days = (T - last purchase at or before T) in days; frequency = purchases "
@@ -53,6 +63,8 @@ class FeatureDefinition(Contract):
             raise ValueError(f"feature names must be exactly {list(FEATURE_NAMES)}")
         if set(self.transforms) != set(FEATURE_NAMES):
             raise ValueError("transforms must name every feature exactly once")
+        if set(self.weights) != set(FEATURE_NAMES):
+            raise ValueError("weights must name every feature exactly once")
         return self
 
 
@@ -76,6 +88,13 @@ class SegmentProfile(Contract):
     description: str = ""
     boundary_share: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     """Share of members near a boundary (confidence below 0.1): edge cases."""
+    refund_rate: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    channel_mix: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=dict)
+    values: str = ""
+    """What they value: where the centroid stands out most (`offline.action_cards`)."""
+    interacts: str = ""
+    lever: str = ""
+    """Which lever fits, from the documented rule table."""
 
 
 class Segment(Contract):
@@ -135,6 +154,26 @@ class ValidationMetrics(Contract):
     holdout_changed_share: FiniteFloat | None = None
     kpi_pvalues: dict[str, FiniteFloat] = Field(default_factory=dict)
     k_selection: dict[str, FiniteFloat] = Field(default_factory=dict)
+    predictive: dict[str, FiniteFloat] = Field(default_factory=dict)
+    """Segments fitted at T-H against (T-H, T]: ``segment_auc`` / ``rfm_auc`` for "purchased
+    again", ``segment_spend_r2`` / ``rfm_spend_r2`` for log spend, ``purchase_rate``."""
+    churn_by_segment: dict[str, FiniteFloat] = Field(default_factory=dict)
+    """Per segment of the T-H fit (today's ids): share that did not purchase in the window."""
+    holdout_retention: dict[str, FiniteFloat] = Field(default_factory=dict)
+    """Per segment: share of its customers known at T-H that the T-H fit put there too."""
+    cv_ari_mean: FiniteFloat | None = None
+    cv_ari_std: FiniteFloat | None = None
+    sensitivity: dict[str, FiniteFloat] = Field(default_factory=dict)
+    """Share of customers whose segment changes under each input perturbation."""
+    fragile: bool | None = None
+    feature_correlation: dict[str, FiniteFloat] = Field(default_factory=dict)
+    unstable_segments: tuple[str, ...] = ()
+    algorithms: dict[str, dict[str, FiniteFloat]] = Field(default_factory=dict)
+    """k-means, GaussianMixture and Ward at the chosen k on one sample (`offline.algorithms`)."""
+    algorithm_choice: str = ""
+    migration_from_previous: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """Today's customers by (segment under the previous model, segment under this one)."""
+    """Segment ids with bootstrap Jaccard below 0.6 or holdout retention below 50%."""
 
 
 class ModelSignature(Contract):
@@ -148,7 +187,7 @@ class ModelSignature(Contract):
 class SegmentModel(Contract):
     """A trained, validated, named set of segments (see `load_segment_model`)."""
 
-    schema_version: Literal[1, 2] = SEGMENT_MODEL_SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SEGMENT_MODEL_SCHEMA_VERSION
     version: Annotated[int, Field(ge=1)]
     created_at: UtcDatetime
     as_of: UtcDatetime

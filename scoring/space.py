@@ -65,10 +65,12 @@ class ModelSpace:
     def from_model(cls, model: SegmentModel) -> ModelSpace:
         """The space of a validated artifact."""
         names = model.features.names
+        weights = np.asarray([model.features.weights[n] for n in names], dtype=np.float64)
         return cls(
             transforms=tuple(model.features.transforms[n] for n in names),
             mean=np.asarray(model.scaler.mean, dtype=np.float64),
-            scale=np.asarray(model.scaler.scale, dtype=np.float64),
+            # A weight w multiplies the standardised coordinate: the same as scale / w.
+            scale=np.asarray(model.scaler.scale, dtype=np.float64) / weights,
             centroids=np.asarray([s.centroid for s in model.segments], dtype=np.float64),
             segment_ids=tuple(s.segment_id for s in model.segments),
         )

@@ -11,6 +11,7 @@ import pytest
 
 from offline.kafka_io import publish_model
 from rescorer.devkafka import ProvidedBroker
+from scoring.holdout import HoldoutPolicy
 from tests.support.toy_model import toy_model
 from tests.support.worker_harness import (
     Stack,
@@ -29,7 +30,11 @@ CUSTOMERS = [f"look-{n}" for n in range(40)]
 def test_a_lookup_at_either_worker_returns_the_owners_answer(
     kafka: ProvidedBroker, tmp_path: Path
 ) -> None:
-    stack = Stack(kafka.bootstrap_servers, f"l{uuid.uuid4().hex[:8]}", tmp_path, partitions=4)
+    stack = Stack(
+        kafka.bootstrap_servers, f"l{uuid.uuid4().hex[:8]}", tmp_path, partitions=4,
+        extra_env={"RESCORER_HOLDOUT_SHARE": "0.3"},
+    )  # fmt: skip
+    holdout = HoldoutPolicy(share=0.3)
     publish_model(stack.settings(), toy_model())
     first = WorkerProcess(stack, "a", web=True)
     second = WorkerProcess(stack, "b", web=True)
@@ -70,6 +75,10 @@ def test_a_lookup_at_either_worker_returns_the_owners_answer(
             assert body["features"] == latest[customer]["features"]
             assert abs(sum(body["membership"].values()) - 1) < 1e-4
             assert set(body) >= {"confidence", "holdout", "model_version", "as_of"}
+            # The worker flags the customers replay and the report flag.
+            assert body["holdout"] == holdout.is_holdout(customer, body["segment_id"])
+            assert latest[customer]["holdout"] == body["holdout"]
+            assert latest[customer]["membership"].keys() == body["membership"].keys()
         moved = [
             customer
             for customer in CUSTOMERS

@@ -24,6 +24,6 @@ def trained_cdnow(cdnow_events: Path, tmp_path_factory: pytest.TempPathFactory) 
     """The artifact `rescorer train` writes for the CDNOW sample (few resamples)."""
     models = tmp_path_factory.mktemp("trained") / "models"
     argv = ["train", "--events", str(cdnow_events), "--model-dir", str(models),
-            "--bootstrap", "5", "--holdout-days", "0"]  # fmt: skip
+            "--bootstrap", "5"]  # fmt: skip
     assert main(argv) == 0
     return (models / "model-v000001.json").read_bytes()

@@ -177,3 +177,38 @@ def test_replay_writes_membership_confidence_and_holdout(
     changes = read_jsonl(tmp_path / "out" / "changes.jsonl")
     exits = [c for c in changes if c["previous_segment_id"] is not None]
     assert exits and all(c["previous_segment_name"] for c in exits)
+
+
+def test_feature_weights_are_recorded_and_replay_scores_in_the_weighted_space(
+    cdnow_events: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    argv = ["train", "--events", str(cdnow_events), "--model-dir", str(models),
+            "--bootstrap", "2", "--holdout-days", "0", "--weights", "recency_days=3"]  # fmt: skip
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    model = ModelRegistry(models).active()
+    assert model is not None
+    assert model.features.weights == {"recency_days": 3.0, "frequency": 1.0, "monetary": 1.0}
+    space = ModelSpace.from_model(model)
+    log = load_events([str(cdnow_events)])
+    features = rfm_features(log.frame, model.as_of, model.features.window_days)
+    raw = features.select("recency_days", "frequency", "monetary").to_numpy().astype(float)
+    plain = (np.log1p(raw) - np.asarray(model.scaler.mean)) / np.asarray(model.scaler.scale)
+    plain[:, 0] = (raw[:, 0] - model.scaler.mean[0]) / model.scaler.scale[0]
+    np.testing.assert_allclose(space.embed(raw), plain * np.asarray([3.0, 1.0, 1.0]))
+    code, _, err = run(
+        ["replay", "--events", str(cdnow_events), "--model-dir", str(models), "--out",
+         str(tmp_path / "out"), "--margin", "0", "--learning-rate", "0"], capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assigned = {
+        a["customer_id"]: a["segment_id"]
+        for a in read_jsonl(tmp_path / "out" / "assignments.jsonl")
+    }
+    ids = np.asarray([s.segment_id for s in model.segments])[space.nearest(raw)]
+    expected = dict(zip(features["customer_id"].to_list(), ids.tolist(), strict=True))
+    assert assigned == expected
+    code, _, err = run(["train", "--events", str(cdnow_events), "--model-dir", str(models),
+                        "--weights", "monetary=0"], capsys)  # fmt: skip
+    assert code == 2 and "(0, 100]" in err
