@@ -93,20 +93,24 @@ def behaviour(
         {"customer_id": list(customers), "segment": list(segment_ids)},
         schema={"customer_id": pl.String, "segment": pl.Int64},
     )
-    joined = events.join(members, on="customer_id", how="inner")
-    counts = joined.group_by("segment").agg(
-        (pl.col("type") == "purchase").sum().alias("purchases"),
-        (pl.col("type") == "refund").sum().alias("refunds"),
+    joined = events.lazy().join(members.lazy(), on="customer_id", how="inner")
+    counts = (
+        joined.group_by("segment")
+        .agg(
+            (pl.col("type") == "purchase").sum().alias("purchases"),
+            (pl.col("type") == "refund").sum().alias("refunds"),
+        )
+        .collect()
     )
     refund_rate = {
         int(row["segment"]): float(row["refunds"]) / max(1, int(row["purchases"]))
         for row in counts.iter_rows(named=True)
     }
     mix: dict[int, dict[str, float]] = {int(s): {} for s in np.unique(np.asarray(segment_ids))}
-    if "channel" in joined.columns:
+    if "channel" in events.columns:
         bought = joined.filter((pl.col("type") == "purchase") & pl.col("channel").is_not_null())
-        by = bought.group_by("segment", "channel").len()
-        totals = bought.group_by("segment").len().rename({"len": "total"})
+        by = bought.group_by("segment", "channel").len().collect()
+        totals = by.group_by("segment").agg(pl.col("len").sum().alias("total"))
         for row in by.join(totals, on="segment").iter_rows(named=True):
             mix[int(row["segment"])][str(row["channel"])] = row["len"] / row["total"]
     return refund_rate, mix

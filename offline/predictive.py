@@ -55,18 +55,22 @@ def outcomes(
     events: pl.DataFrame, customers: pl.Series, start: datetime, end: datetime
 ) -> tuple[NDArray[np.bool_], FloatArray]:
     """(purchased in (start, end], net spend there) for each customer, in order."""
-    window = events.filter(
+    window = events.lazy().filter(
         (pl.col("occurred_at") > start)
         & (pl.col("occurred_at") <= end)
         & pl.col("type").is_in(["purchase", "refund"])
     )
-    spent = window.group_by("customer_id").agg(
-        (pl.col("type") == "purchase").any().alias("bought"),
-        pl.when(pl.col("type") == "refund")
-        .then(-pl.col("amount"))
-        .otherwise(pl.col("amount"))
-        .sum()
-        .alias("spend"),
+    spent = (
+        window.group_by("customer_id")
+        .agg(
+            (pl.col("type") == "purchase").any().alias("bought"),
+            pl.when(pl.col("type") == "refund")
+            .then(-pl.col("amount"))
+            .otherwise(pl.col("amount"))
+            .sum()
+            .alias("spend"),
+        )
+        .collect()
     )
     joined = pl.DataFrame({"customer_id": customers}).join(spent, on="customer_id", how="left")
     bought = joined["bought"].fill_null(False).to_numpy().astype(bool)
@@ -80,14 +84,30 @@ def _one_hot(labels: IntArray, k: int) -> FloatArray:
     return out
 
 
+PREDICTIVE_SAMPLE = 20_000
+"""Customers the predictive figures are computed on (a seeded random sample above it)."""
+
+
 def predictive_validity(
     labels: IntArray, embedded: FloatArray, bought: NDArray[np.bool_], spend: FloatArray,
-    seed: int = 0,
+    seed: int = 0, sample: int = PREDICTIVE_SAMPLE,
 ) -> Predictive | None:  # fmt: skip
-    """Cross-validated AUC and R^2 of segments and of the RFM features; None if one class."""
+    """Cross-validated AUC and R^2 of segments and of the RFM features; None if one class.
+
+    Churn per segment is counted on every customer; the cross-validated models
+    are fitted on at most `sample` of them (their cost does not grow with n).
+    """
     if len(labels) < 20 or bought.all() or not bought.any():
         return None
     k = int(labels.max()) + 1
+    churn = {lab: float(1.0 - bought[labels == lab].mean()) for lab in range(k)
+             if (labels == lab).any()}  # fmt: skip
+    rate = float(bought.mean())
+    if len(labels) > sample:
+        rows = np.sort(np.random.default_rng(seed).choice(len(labels), sample, replace=False))
+        labels, embedded, bought, spend = labels[rows], embedded[rows], bought[rows], spend[rows]
+        if bought.all() or not bought.any():
+            return None
     segments = _one_hot(labels, k)
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     chance = {"method": "predict_proba", "cv": folds}
@@ -101,11 +121,9 @@ def predictive_validity(
         predicted = cross_val_predict(LinearRegression(), x, np.log1p(spend), cv=plain)
         return float(r2_score(np.log1p(spend), predicted))
 
-    churn = {lab: float(1.0 - bought[labels == lab].mean()) for lab in range(k)
-             if (labels == lab).any()}  # fmt: skip
     return Predictive(
         customers=len(labels),
-        purchase_rate=float(bought.mean()),
+        purchase_rate=rate,
         segment_auc=auc(segments),
         rfm_auc=auc(embedded),
         segment_spend_r2=r2(segments),

@@ -336,10 +336,11 @@ def _sensitivity(
         name: moved_share(base, space.nearest(perturbed(rows, feature, size, rng)))
         for name, feature, size in PERTURBATIONS
     }
-    # Dropping 5% of the events: recompute the features and compare those still there.
-    kept = log.frame.sample(fraction=0.95, seed=config.seed)
-    thinned = rfm_features(kept, as_of, config.window_days)
+    # Dropping 5% of the events: recompute the sample's features and compare those still there.
     ids = features[sample.tolist()].select("customer_id").with_row_index("row")
+    theirs = log.frame.join(ids.select("customer_id"), on="customer_id", how="semi")
+    thinned = rfm_features(theirs.sample(fraction=0.95, seed=config.seed), as_of,
+                           config.window_days)  # fmt: skip
     both = ids.join(thinned, on="customer_id", how="inner")
     after = space.nearest(both.select(FEATURE_COLUMNS).to_numpy().astype(np.float64))
     dropped = 1.0 - both.height / max(1, len(sample))  # customers left without a purchase
