@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
             shown: int | None = args.version or registry.active_version()
             if shown is None:
                 raise UsageError("no version given and no active model")
-            print(registry.load(shown).model_dump_json(indent=2))
+            model = registry.load(shown)
+            print(model.model_dump_json(indent=2))
+            for unstable in model.validation.unstable_segments:  # stdout stays one JSON document
+                name = model.segment(int(unstable)).name
+                print(f"segment {unstable} ({name}): unstable: consider merging", file=sys.stderr)
             return 0
         if args.action == "promote":
             if args.version is None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from schemas.registry import ModelRegistry, RegistryError
-from tests.unit.test_trainer import trained
+from tests.support.toy_model import toy_model
+from tests.support.training import trained
 
 
 def test_save_promote_rollback(tmp_path: Path) -> None:
@@ -40,3 +42,28 @@ def test_a_corrupt_artifact_is_refused(tmp_path: Path) -> None:
     registry.path(1).write_text('{"version": 1}')
     with pytest.raises(RegistryError, match="invalid model artifact"):
         registry.load(1)
+
+
+def test_models_list_and_show_flag_transitional_segments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from schemas.model import ValidationMetrics
+    from tests.support.cli import run
+
+    model = toy_model()
+    flagged = model.model_copy(
+        update={
+            "validation": ValidationMetrics(unstable_segments=(str(model.segments[1].segment_id),))
+        }
+    )
+    registry = ModelRegistry(tmp_path)
+    registry.save(flagged)
+    registry.promote(flagged.version)
+    name = flagged.segments[1].name
+    code, out, _ = run(["models", "list", "--model-dir", str(tmp_path)], capsys)
+    assert code == 0 and f"{name}: unstable: consider merging" in out
+    code, out, err = run(["models", "show", "--model-dir", str(tmp_path)], capsys)
+    assert code == 0 and "unstable: consider merging" in err
+    assert json.loads(out)["validation"]["unstable_segments"] == [
+        str(flagged.segments[1].segment_id)
+    ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 import numpy as np
 import pytest
@@ -17,19 +16,7 @@ from offline.naming import PROTOTYPES, name_segments, percentile_scores
 from offline.synthetic import synthetic_events
 from offline.trainer import TrainConfig, TrainResult, train
 from schemas import load_segment_model
-
-FAST = TrainConfig(bootstrap_resamples=5, n_init=2)
-
-
-@cache
-def log(customers: int = 3000, seed: int = 1) -> EventLog:
-    events, _ = synthetic_events(customers, seed=seed)
-    return EventLog(events, Rejections(total_rows=events.height), ["synthetic"])
-
-
-@cache
-def trained() -> TrainResult:
-    return train(log(), FAST)
+from tests.support.training import FAST, log, trained
 
 
 def artifact_without_time(result: TrainResult) -> dict[str, object]:
