@@ -332,6 +332,15 @@ def wait_for(condition: object, timeout: float, what: str) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def spy_command() -> str:
+    """py-spy: beside this interpreter (the dev extra installs it into the venv), else PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    found = str(beside) if beside.is_file() else shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("--profile needs py-spy (pip install py-spy, in the dev extra)")
+    return found
+
+
 class Profile:
     """py-spy samples of a process (collapsed stacks to a file), and its top frames."""
 
@@ -343,7 +352,7 @@ class Profile:
         if self.out is None or self._spy is not None:
             return
         self._spy = subprocess.Popen(
-            [shutil.which("py-spy") or "py-spy", "record", "--pid", str(pid), "--format", "raw",
+            [spy_command(), "record", "--pid", str(pid), "--format", "raw",
              "--output", str(self.out), "--rate", "200", "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
