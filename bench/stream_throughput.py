@@ -471,6 +471,8 @@ def main() -> None:
             "RESCORER_TOPIC_ASSIGNMENTS": f"{run}-segments",
             "RESCORER_TOPIC_DEAD_LETTERS": f"{run}-dlq", "RESCORER_TOPIC_MODELS": f"{run}-models",
             "RESCORER_TOPIC_RETRAIN_REQUESTS": f"{run}-retrain", "RESCORER_APP_ID": app_id,
+            "RESCORER_TOPIC_FEEDBACK": f"{run}-feedback",
+            "RESCORER_TOPIC_FEEDBACK_LATEST": f"{run}-feedback-latest",
             "RESCORER_PARTITIONS": str(PARTITIONS), "RESCORER_MODEL_DIR": str(work / "models"),
             "RESCORER_DATA_DIR": str(work / "worker-data"), "RESCORER_STANDBY_REPLICAS": "0",
             "RESCORER_DRIFT_INTERVAL_SECONDS": "2",
@@ -484,7 +486,14 @@ def main() -> None:
             print(f"(worker) rescorer worker, 0 to end, flushed:        {ours:>9,.0f} events/s")
 
             wait_for(lambda: worker.total("rescorer_drift_window_customers") > 0, 60, "drift")
-            time.sleep(5)  # two drift ticks after the last batch
+            # Caught up means the sweep too: the history leaves every customer due, and
+            # until it has re-scored them their features are as of their last event.
+            swept = time.perf_counter()
+            wait_for(
+                lambda: worker.total("rescorer_sweep_overdue_customers") == 0, 300, "the sweep"
+            )
+            print(f"sweep backlog cleared {time.perf_counter() - swept:.1f}s after catch-up")
+            time.sleep(5)  # two drift ticks after that
             psi = {
                 k: v for k, v in worker.metrics().items() if k.startswith("rescorer_feature_psi")
             }

@@ -15,7 +15,9 @@ from scoring.customer_state import CustomerState
 
 RECORD_FORMAT = 1
 HISTORY_LIMIT = 10
-"""Segment changes a record keeps (the newest): about 40 bytes each in the changelog."""
+"""Segment changes a record keeps (the newest): about 20 bytes each in the changelog."""
+_REASONS = {"event": "e", "recency": "r", "model_update": "m"}
+_REASON_OF = {code: reason for reason, code in _REASONS.items()}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
@@ -35,15 +37,28 @@ class Move:
     """One segment change as the record remembers it (see `HISTORY_LIMIT`)."""
 
     as_of: int
-    """Event time of the change, microseconds since the epoch."""
+    """Event time of the change, whole seconds since the epoch."""
     previous_segment_id: int | None
     segment_id: int
     reason: str
     model_version: int
 
-    def as_list(self) -> list[object]:
-        return [self.as_of, self.previous_segment_id, self.segment_id, self.reason,
-                self.model_version]  # fmt: skip
+    def encode(self, current_version: int | None) -> str:
+        """``seconds(hex),previous,segment,reason code[,model version]``; the version is
+        left out when it is the record's current one (most moves)."""
+        previous = "" if self.previous_segment_id is None else str(self.previous_segment_id)
+        text = f"{self.as_of:x},{previous},{self.segment_id},{_REASONS[self.reason]}"
+        return text if self.model_version == current_version else f"{text},{self.model_version}"
+
+    @classmethod
+    def decode(cls, text: str, current_version: int | None) -> Move:
+        """Inverse of `encode`."""
+        at, previous, segment, reason, *version = text.split(",")
+        mv = int(version[0]) if version else current_version
+        if mv is None:
+            raise ValueError(f"history entry {text!r} has no model version")
+        return cls(int(at, 16), int(previous) if previous else None, int(segment),
+                   _REASON_OF[reason], mv)  # fmt: skip
 
 
 @dataclass
@@ -85,7 +100,7 @@ class CustomerRecord:
             "v": None if self.vector is None else list(self.vector),
         }
         if self.history:  # absent for records written before it existed, and when empty
-            body["h"] = [move.as_list() for move in self.history]
+            body["h"] = ";".join(move.encode(self.model_version) for move in self.history)
         return to_json(body)
 
     @classmethod
@@ -112,14 +127,8 @@ class CustomerRecord:
                 if vector is None
                 else (float(vector[0]), int(vector[1]), float(vector[2])),
                 history=[
-                    Move(
-                        int(at),
-                        None if before is None else int(before),
-                        int(after),
-                        str(why),
-                        int(version),
-                    )
-                    for at, before, after, why, version in body.get("h", ())
+                    Move.decode(entry, body["mv"])
+                    for entry in (body["h"].split(";") if body.get("h") else ())
                 ],
             )
         except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:

@@ -440,7 +440,13 @@ class Rescorer:
                     else reason
                 )
                 record.remember(
-                    Move(to_micros(as_of), record.segment_id, segment_id, why.value, active.version)
+                    Move(
+                        to_micros(as_of) // 1_000_000,
+                        record.segment_id,
+                        segment_id,
+                        why.value,
+                        active.version,
+                    )
                 )
                 result.changes.append(
                     trusted(

@@ -167,7 +167,7 @@ class Lookup:
                 "kept": HISTORY_LIMIT,
                 "changes": [
                     {
-                        "as_of": from_micros(move.as_of).isoformat(),
+                        "as_of": from_micros(move.as_of * 1_000_000).isoformat(),
                         "previous_segment_id": move.previous_segment_id,
                         "previous_segment_name": None
                         if move.previous_segment_id is None

@@ -69,12 +69,16 @@ def test_anything_else_is_a_value_error(data: bytes) -> None:
 def test_the_history_keeps_the_latest_moves_and_round_trips() -> None:
     record = CustomerRecord(CustomerState(window_days=365))
     for n in range(HISTORY_LIMIT + 5):
-        record.remember(Move(n, None if n == 0 else n % 3, (n + 1) % 3, "event", 1))
+        record.remember(Move(1_718_000_000 + n, None if n == 0 else n % 3, (n + 1) % 3, "event", 1))
     assert len(record.history) == HISTORY_LIMIT
-    assert record.history[-1].as_of == HISTORY_LIMIT + 4 and record.history[0].as_of == 5
+    assert record.history[-1].as_of == 1_718_000_000 + HISTORY_LIMIT + 4
+    assert record.history[0].as_of == 1_718_000_000 + 5
     again = CustomerRecord.loads(record.dumps())
     assert again.history == record.history
     empty = CustomerRecord(CustomerState(window_days=365))
     assert b'"h"' not in empty.dumps() and CustomerRecord.loads(empty.dumps()).history == []
     per_move = (len(record.dumps()) - len(empty.dumps())) / HISTORY_LIMIT
-    assert per_move < 45  # the bytes the README quotes per remembered change
+    assert per_move < 25  # the bytes the README quotes per remembered change
+    other = CustomerRecord(CustomerState(window_days=365), model_version=2)
+    other.remember(Move(1_718_000_000, 1, 2, "model_update", 1))
+    assert CustomerRecord.loads(other.dumps()).history == other.history
