@@ -84,7 +84,7 @@ def _one_hot(labels: IntArray, k: int) -> FloatArray:
     return out
 
 
-PREDICTIVE_SAMPLE = 20_000
+PREDICTIVE_SAMPLE = 10_000
 """Customers the predictive figures are computed on (a seeded random sample above it)."""
 
 

@@ -13,6 +13,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
 from offline.action_cards import behaviour, interacts, lever, migration, values
+from offline.algorithms import SAMPLE as ALGORITHM_SAMPLE
 from offline.algorithms import choose, compare_algorithms
 from offline.errors import InputError
 from offline.events_io import EventLog
@@ -21,6 +22,7 @@ from offline.identity import assign_ids
 from offline.naming import describe, name_segments, percentile_scores
 from offline.predictive import (
     PERTURBATIONS,
+    PREDICTIVE_SAMPLE,
     cross_validated_ari,
     fragile,
     moved_share,
@@ -300,6 +302,8 @@ def train(
             "validation_sample": config.validation_sample,
             "bootstrap_resamples": config.bootstrap_resamples,
             "holdout_days": config.holdout_days,
+            "predictive_sample": PREDICTIVE_SAMPLE,
+            "algorithm_sample": ALGORITHM_SAMPLE,
             "max_segment_id": highest_id,
             "previous_version": previous.version if previous else None,
         },
