@@ -268,30 +268,27 @@ class WorkerMetrics:
             )
         self._publish()
 
-    def populations(self) -> tuple[Counter[int], Counter[int]]:
-        """(customers, customers held out) per segment id over the owned partitions."""
+    def _totals(self) -> tuple[Counter[int], Counter[int]]:
         total: Counter[int] = Counter()
         held: Counter[int] = Counter()
         for counts in self._population.values():
             total.update(counts)
         for counts in self._holdout.values():
             held.update(counts)
+        return total, held
+
+    def populations(self) -> tuple[Counter[int], Counter[int]]:
+        """(customers, customers held out) per segment id over the owned partitions."""
+        total, held = self._totals()
         return +total, +held
 
     def _publish(self) -> None:
-        total: Counter[int] = Counter()
-        for counts in self._population.values():
-            total.update(counts)
+        total, held = self._totals()
         self.population.clear()
+        self.holdout_population.clear()
         for segment_id, value in total.items():
             self.population.labels(self.name(segment_id)).set(value)
-        held: Counter[int] = Counter()
-        for counts in self._holdout.values():
-            held.update(counts)
-        self.holdout_population.clear()
-        for segment_id in total:
             self.holdout_population.labels(self.name(segment_id)).set(held[segment_id])
-
 
 def observe_many(histogram: Histogram, values: NDArray[np.float64]) -> None:
     """`histogram.observe` for every value, in one pass per bucket instead of per value.
