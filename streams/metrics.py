@@ -290,6 +290,7 @@ class WorkerMetrics:
             self.population.labels(self.name(segment_id)).set(value)
             self.holdout_population.labels(self.name(segment_id)).set(held[segment_id])
 
+
 def observe_many(histogram: Histogram, values: NDArray[np.float64]) -> None:
     """`histogram.observe` for every value, in one pass per bucket instead of per value.
 
