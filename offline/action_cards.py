@@ -15,6 +15,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
+
+from offline.customer_table import CustomerTable
+
+IntArray = NDArray[np.int64]
 
 PARETO_SHARE = 0.8
 HIGH = 0.5
@@ -86,33 +91,42 @@ def pareto(revenue_share: Mapping[int, float]) -> set[int]:
 
 
 def behaviour(
-    events: pl.DataFrame, customers: Sequence[str], segment_ids: Sequence[int]
+    table: CustomerTable, segment_ids: IntArray
 ) -> tuple[dict[int, float], dict[int, dict[str, float]]]:
-    """(refund rate, channel mix of purchases) per segment id, from the events."""
-    members = pl.DataFrame(
-        {"customer_id": list(customers), "segment": list(segment_ids)},
-        schema={"customer_id": pl.String, "segment": pl.Int64},
-    )
-    joined = events.lazy().join(members.lazy(), on="customer_id", how="inner")
+    """(refund rate, channel mix of purchases) per segment id.
+
+    `segment_ids` line up with the table's features at T (`CustomerTable.aligned`).
+    """
     counts = (
-        joined.group_by("segment")
-        .agg(
-            (pl.col("type") == "purchase").sum().alias("purchases"),
-            (pl.col("type") == "refund").sum().alias("refunds"),
+        pl.DataFrame(
+            {
+                "segment": segment_ids,
+                "purchases": table.aligned("purchases"),
+                "refunds": table.aligned("refunds"),
+            }
         )
-        .collect()
+        .group_by("segment")
+        .agg(pl.col("purchases").sum(), pl.col("refunds").sum())
     )
     refund_rate = {
         int(row["segment"]): float(row["refunds"]) / max(1, int(row["purchases"]))
         for row in counts.iter_rows(named=True)
     }
-    mix: dict[int, dict[str, float]] = {int(s): {} for s in np.unique(np.asarray(segment_ids))}
-    if "channel" in events.columns:
-        bought = joined.filter((pl.col("type") == "purchase") & pl.col("channel").is_not_null())
-        by = bought.group_by("segment", "channel").len().collect()
-        totals = by.group_by("segment").agg(pl.col("len").sum().alias("total"))
-        for row in by.join(totals, on="segment").iter_rows(named=True):
-            mix[int(row["segment"])][str(row["channel"])] = row["len"] / row["total"]
+    mix: dict[int, dict[str, float]] = {int(s): {} for s in np.unique(segment_ids)}
+    if table.channels.height == 0:
+        return refund_rate, mix
+    members = pl.DataFrame(
+        {"customer_id": table.aligned("customer_id"), "segment": segment_ids},
+        schema={"customer_id": pl.String, "segment": pl.Int64},
+    )
+    by = (
+        table.channels.join(members, on="customer_id", how="inner")
+        .group_by("segment", "channel")
+        .agg(pl.col("purchases").sum().alias("len"))
+    )
+    totals = by.group_by("segment").agg(pl.col("len").sum().alias("total"))
+    for row in by.join(totals, on="segment").iter_rows(named=True):
+        mix[int(row["segment"])][str(row["channel"])] = row["len"] / row["total"]
     return refund_rate, mix
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.cluster import AgglomerativeClustering, KMeans
-from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score, davies_bouldin_score
 from sklearn.mixture import GaussianMixture
+
+from offline.silhouette import silhouette_score
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

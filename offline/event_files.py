@@ -60,7 +60,7 @@ def expand_paths(patterns: Sequence[str]) -> list[Path]:
     return files
 
 
-def _read_jsonl_slow(path: Path) -> tuple[pl.DataFrame, list[str]]:
+def read_jsonl_lines(path: Path) -> tuple[pl.DataFrame, list[str]]:
     """Line by line, so that one malformed line is a rejection, not a failed file."""
     rows: list[dict[str, str | None]] = []
     bad: list[str] = []
@@ -92,7 +92,7 @@ def read_raw(path: Path) -> tuple[pl.DataFrame, list[str]]:
             try:
                 frame = pl.read_ndjson(path, infer_schema_length=None)
             except (pl.exceptions.PolarsError, ValueError):
-                return _read_jsonl_slow(path)
+                return read_jsonl_lines(path)
     except (OSError, pl.exceptions.PolarsError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: unreadable {kind} file: {first}") from exc

@@ -66,17 +66,17 @@ class Rejections:
         return "\n".join(lines)
 
 
-def _as_string(frame: pl.DataFrame, name: str) -> pl.Expr:
-    if name not in frame.columns:
+def _as_string(schema: pl.Schema, name: str) -> pl.Expr:
+    if name not in schema:
         return pl.lit(None, dtype=pl.String).alias(name)
-    if frame.schema[name] == pl.String:
+    if schema[name] == pl.String:
         return pl.col(name)
     return pl.col(name).cast(pl.String, strict=False).alias(name)
 
 
-def _timestamps(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+def _timestamps(schema: pl.Schema) -> tuple[pl.Expr, pl.Expr]:
     """(parsed UTC timestamp, reason or null) for the occurred_at column."""
-    dtype = frame.schema.get("occurred_at")
+    dtype = schema.get("occurred_at")
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
             return (
@@ -85,7 +85,7 @@ def _timestamps(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
             )
         parsed = pl.col("occurred_at").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
         return parsed, pl.when(parsed.is_null()).then(pl.lit(RULES["occurred_at_missing"]))
-    text = _as_string(frame, "occurred_at")
+    text = _as_string(schema, "occurred_at")
     normalised = text.str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[ tT_]", "${1}T")
     normalised = normalised.str.replace(r"[zZ]$", "+00:00")
     parsed = normalised.str.to_datetime(
@@ -102,21 +102,27 @@ def _timestamps(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
     return parsed, reason
 
 
-def validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split a raw frame into (valid canonical rows, rejected rows with a ``reason``)."""
-    event_id, customer_id = _as_string(frame, "event_id"), _as_string(frame, "customer_id")
-    kind = _as_string(frame, "type")
-    currency, channel = _as_string(frame, "currency"), _as_string(frame, "channel")
-    if "amount" not in frame.columns:
+def checked(raw: pl.LazyFrame) -> pl.LazyFrame:
+    """Raw rows as the canonical `EVENT_SCHEMA` columns plus ``reason`` and ``raw``.
+
+    ``reason`` is null for a valid row and the first broken rule's message
+    otherwise; ``raw`` (the row's text, for the report) is only built for
+    rejected rows. Lazy: the input can be a scan of any size.
+    """
+    schema = raw.collect_schema()
+    event_id, customer_id = _as_string(schema, "event_id"), _as_string(schema, "customer_id")
+    kind = _as_string(schema, "type")
+    currency, channel = _as_string(schema, "currency"), _as_string(schema, "channel")
+    if "amount" not in schema:
         amount = pl.lit(None, dtype=pl.Float64)
         amount_text = pl.lit(None, dtype=pl.String)
-    elif frame.schema["amount"] == pl.String:
+    elif schema["amount"] == pl.String:
         amount_text = pl.col("amount")
         amount = amount_text.str.strip_chars().cast(pl.Float64, strict=False)
     else:
         amount_text = pl.col("amount").cast(pl.String)
         amount = pl.col("amount").cast(pl.Float64, strict=False)
-    occurred_at, ts_reason = _timestamps(frame)
+    occurred_at, ts_reason = _timestamps(schema)
     monetary = kind.is_in([t.value for t in MONETARY_TYPES])
     reason = (
         pl.when(event_id.is_null() | (event_id.str.len_chars() == 0))
@@ -147,20 +153,27 @@ def validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         .when(channel.is_not_null() & (channel.str.len_chars() > CHANNEL_MAX_LENGTH))
         .then(pl.lit(RULES["channel_too_long"]))
     )
-    reasons = frame.select(reason.alias("reason")).to_series()
-    ok = reasons.is_null()
-    valid = frame.filter(ok).select(
+    text = pl.concat_str(
+        [pl.col(c).cast(pl.String, strict=False).fill_null("") for c in schema], separator=","
+    ).str.slice(0, 80)
+    return raw.with_columns(reason.alias("_reason")).select(
         event_id.alias("event_id"),
         customer_id.alias("customer_id"),
-        kind.cast(EVENT_TYPE).alias("type"),
+        pl.when(pl.col("_reason").is_null()).then(kind).cast(EVENT_TYPE).alias("type"),
         occurred_at.alias("occurred_at"),
         pl.when(kind == "session").then(None).otherwise(amount).alias("amount"),
         channel.alias("channel"),
+        pl.col("_reason").alias("reason"),
+        # The raw text of a row is only built for rejected rows: it is for the report.
+        pl.when(pl.col("_reason").is_not_null()).then(text).alias("raw"),
     )
-    # The raw text of a row is only built for rejected rows: it is for the report.
-    rejected = frame.filter(~ok).select(
-        pl.concat_str([pl.all().cast(pl.String, strict=False).fill_null("")], separator=",")
-        .str.slice(0, 80)
-        .alias("raw"),
+
+
+def validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a raw frame into (valid canonical rows, rejected rows with ``raw`` and ``reason``)."""
+    rows = checked(frame.lazy()).collect()
+    ok = rows["reason"].is_null()
+    return (
+        rows.filter(ok).select(list(EVENT_SCHEMA)),
+        rows.filter(~ok).select("raw", "reason"),
     )
-    return valid, rejected.with_columns(reasons.filter(~ok).alias("reason"))

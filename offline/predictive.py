@@ -19,10 +19,8 @@ under the same model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
-import polars as pl
 from numpy.typing import NDArray
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -49,33 +47,6 @@ class Predictive:
     rfm_spend_r2: float
     churn_by_label: dict[int, float]
     """Share of each segment (labels of the fit at T-H) that did not purchase again."""
-
-
-def outcomes(
-    events: pl.DataFrame, customers: pl.Series, start: datetime, end: datetime
-) -> tuple[NDArray[np.bool_], FloatArray]:
-    """(purchased in (start, end], net spend there) for each customer, in order."""
-    window = events.lazy().filter(
-        (pl.col("occurred_at") > start)
-        & (pl.col("occurred_at") <= end)
-        & pl.col("type").is_in(["purchase", "refund"])
-    )
-    spent = (
-        window.group_by("customer_id")
-        .agg(
-            (pl.col("type") == "purchase").any().alias("bought"),
-            pl.when(pl.col("type") == "refund")
-            .then(-pl.col("amount"))
-            .otherwise(pl.col("amount"))
-            .sum()
-            .alias("spend"),
-        )
-        .collect()
-    )
-    joined = pl.DataFrame({"customer_id": customers}).join(spent, on="customer_id", how="left")
-    bought = joined["bought"].fill_null(False).to_numpy().astype(bool)
-    spend = np.maximum(joined["spend"].fill_null(0.0).to_numpy().astype(np.float64), 0.0)
-    return bought, spend
 
 
 def _one_hot(labels: IntArray, k: int) -> FloatArray:

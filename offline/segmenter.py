@@ -8,11 +8,12 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from offline.silhouette import silhouette_sample, silhouettes
 from scoring.space import apply_transforms
 
 FloatArray = NDArray[np.float64]
@@ -56,6 +57,11 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         Seed; the same data and seed give the same segments.
     weights : tuple of float or None
         Multiplies each standardised column (None: all 1).
+    full_fit : bool
+        After choosing k on the sample, refine its centroids with one k-means
+        run over every row (started from the sample's centroids, so it is a few
+        Lloyd passes); False keeps the sample's centroids and only assigns the
+        rows to them. Either way the cost past the sample is linear in rows.
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         transforms: tuple[str, ...] | None = DEFAULT_TRANSFORMS,
         random_state: int = 0,
         weights: tuple[float, ...] | None = None,
+        full_fit: bool = True,
     ) -> None:
         self.k = k
         self.k_range = k_range
@@ -77,6 +84,7 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         self.transforms = transforms
         self.random_state = random_state
         self.weights = weights
+        self.full_fit = full_fit
 
     def __sklearn_tags__(self) -> Tags:
         tags: Tags = super().__sklearn_tags__()
@@ -139,29 +147,27 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         self.candidates_: list[KCandidate] = []
         low, high = self.k_range
         ks = range(low, high + 1) if self.k == "auto" else [int(self.k)]
+        fits: dict[int, KMeans] = {}
         for k in ks:
             if k < 2 or k > len(raw) - 1:
                 continue
-            labels = self._fit_k(embedded[sample], k).labels_
+            fits[k] = self._fit_k(embedded[sample], k)
+            if len(np.unique(fits[k].labels_)) < 2:
+                del fits[k]
+        # One pass of distances on the silhouette sample serves every candidate k.
+        scored = silhouette_sample(len(sample), SILHOUETTE_SAMPLE, self.random_state)
+        values = silhouettes(embedded[sample][scored], [f.labels_[scored] for f in fits.values()])
+        for (k, fit), silhouette in zip(fits.items(), values, strict=True):
+            labels = fit.labels_
             shares = np.bincount(labels, minlength=k) / len(labels)
-            distinct = len(np.unique(labels))
-            if distinct < 2:
-                continue
             self.candidates_.append(
                 KCandidate(
                     k=k,
-                    silhouette=float(
-                        silhouette_score(
-                            embedded[sample],
-                            labels,
-                            sample_size=min(len(sample), SILHOUETTE_SAMPLE),
-                            random_state=self.random_state,
-                        )
-                    ),
+                    silhouette=float(silhouette.mean()),
                     davies_bouldin=float(davies_bouldin_score(embedded[sample], labels)),
                     calinski_harabasz=float(calinski_harabasz_score(embedded[sample], labels)),
                     min_share=float(shares.min()),
-                    eligible=bool(shares.min() >= self.min_share and distinct == k),
+                    eligible=bool(shares.min() >= self.min_share and len(np.unique(labels)) == k),
                 )
             )
         if not self.candidates_:
@@ -171,8 +177,17 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         eligible = [c for c in self.candidates_ if c.eligible] or self.candidates_
         best = max(eligible, key=lambda c: (c.silhouette, -c.k))
         self.k_ = best.k
-        self.kmeans_ = self._fit_k(embedded, best.k)
-        self.labels_: NDArray[np.int64] = self.kmeans_.labels_.astype(np.int64)
+        on_sample = fits[best.k]
+        if len(sample) == len(raw):
+            self.kmeans_ = on_sample
+        elif self.full_fit:
+            self.kmeans_ = KMeans(
+                n_clusters=best.k, init=on_sample.cluster_centers_, n_init=1,
+                random_state=self.random_state,
+            ).fit(embedded)  # fmt: skip
+        else:
+            self.kmeans_ = on_sample
+        self.labels_: NDArray[np.int64] = self.kmeans_.predict(embedded).astype(np.int64)
         self.cluster_centers_: FloatArray = self.kmeans_.cluster_centers_
         self.embedded_ = embedded
         return self

@@ -15,9 +15,10 @@ from sklearn.metrics import adjusted_rand_score
 from offline.action_cards import behaviour, interacts, lever, migration, values
 from offline.algorithms import SAMPLE as ALGORITHM_SAMPLE
 from offline.algorithms import choose, compare_algorithms
+from offline.customer_table import FEATURE_COLUMNS, CustomerTable, Horizon
 from offline.errors import InputError
-from offline.events_io import EventLog
-from offline.features import FEATURE_COLUMNS, rfm_features
+from offline.features import rfm_features
+from offline.history import EventHistory
 from offline.identity import assign_ids
 from offline.naming import describe, name_segments, percentile_scores
 from offline.predictive import (
@@ -26,7 +27,6 @@ from offline.predictive import (
     cross_validated_ari,
     fragile,
     moved_share,
-    outcomes,
     perturbed,
     predictive_validity,
     strong_correlations,
@@ -109,24 +109,24 @@ UNSTABLE_RETENTION = 0.5
 
 
 def train(
-    log: EventLog,
+    history: EventHistory,
     config: TrainConfig,
     previous: SegmentModel | None = None,
     progress: Progress = _quiet,
 ) -> TrainResult:
-    """Fit, validate, name and package segments for the events in `log`."""
-    frame = log.frame
-    latest = frame["occurred_at"].max()
-    earliest = frame["occurred_at"].min()
-    assert isinstance(latest, datetime)  # noqa: S101 - a non-empty datetime column
-    assert isinstance(earliest, datetime)  # noqa: S101
+    """Fit, validate, name and package segments for the events in `history`."""
+    span = history.span()
+    earliest, latest = span.earliest, span.latest
     as_of = config.as_of or latest
     if as_of < earliest:
         raise InputError(
             f"--as-of {as_of.isoformat()} is before every event (first at {earliest.isoformat()})"
         )
-    progress("computing RFM features")
-    features = rfm_features(frame, as_of, config.window_days)
+    then = as_of - timedelta(days=config.holdout_days) if config.holdout_days > 0 else None
+    horizon = Horizon(as_of, config.window_days, then)
+    progress("computing per-customer features (as of T and T-H), outcomes, behaviour")
+    table = history.customers(horizon)
+    features = table.features(horizon)
     low_k = int(config.k) if config.k != "auto" else config.k_range[0]
     if features.height <= low_k:
         raise InputError(
@@ -163,10 +163,14 @@ def train(
     )
     labels = segmenter.labels_
     # A segment's R/F/M scores are its members' mean percentile scores; scoring the
-    # centroid alone misleads where many customers tie (e.g. frequency 0).
-    member_scores = percentile_scores(raw, raw)
+    # centroid alone misleads where many customers tie (e.g. frequency 0). Estimated
+    # on the selection sample unless a segment has no member there.
+    scored = segmenter.sample_index_
+    if len(np.unique(labels[scored])) < segmenter.k_:
+        scored = np.arange(len(raw))
+    member_scores = percentile_scores(raw[scored], raw[scored])
     centroid_scores = np.vstack(
-        [member_scores[labels == i].mean(axis=0) for i in range(segmenter.k_)]
+        [member_scores[labels[scored] == i].mean(axis=0) for i in range(segmenter.k_)]
     )
     ids, highest_id = assign_ids(space, centroid_scores, previous)
     names = name_segments(centroid_scores)
@@ -186,14 +190,15 @@ def train(
         embedded[sample], labels[sample], segmenter.k_, config.bootstrap_resamples, config.seed
     )
     progress(f"validating: temporal holdout ({config.holdout_days} days)")
-    holdout = _holdout(log, config, as_of, segmenter.k_, raw, labels, features, notes)
+    holdout = _holdout(table, horizon, config, segmenter.k_, raw, labels, notes)
     kpis = kpi_table(features, labels, config.window_days)
-    pvalues = kpi_pvalues(features, labels)
+    # On the validation sample: with a million rows every difference is "significant".
+    pvalues = kpi_pvalues(features[sample.tolist()], labels[sample])
     progress("validating: cross-validation, sensitivity, variable checks")
     cv_mean, cv_std = cross_validated_ari(
         embedded[sample], labels[sample], segmenter.k_, seed=config.seed
     )
-    sensitivity = _sensitivity(log, config, as_of, space, raw, features, sample)
+    sensitivity = _sensitivity(history, config, as_of, space, raw, features, sample)
     correlations = strong_correlations(embedded, FEATURE_NAMES)
     for pair, r in correlations.items():
         if abs(r) > CORRELATION_WARNING:
@@ -213,9 +218,7 @@ def train(
     distances = space.distances(embedded)
     near_boundary = confidence(distances) < BOUNDARY_CONFIDENCE
     temperature, calibration_error = fit_temperature(distances[sample], stability.kept_share)
-    refund_rate, channel_mix = behaviour(
-        frame, features["customer_id"].to_list(), segment_ids.tolist()
-    )
+    refund_rate, channel_mix = behaviour(table, segment_ids)
     segments = _segments(
         features, raw, labels, space, ids, names, centroid_scores, kpis, near_boundary,
         refund_rate, channel_mix,
@@ -275,7 +278,7 @@ def train(
         training_start=earliest,
         training_end=min(latest, as_of),
         n_customers=features.height,
-        n_events=frame.height,
+        n_events=span.events,
         features=FeatureDefinition(
             window_days=config.window_days,
             weights=dict(zip(FEATURE_NAMES, config.weights, strict=True)),
@@ -324,7 +327,7 @@ def train(
 
 
 def _sensitivity(
-    log: EventLog,
+    history: EventHistory,
     config: TrainConfig,
     as_of: datetime,
     space: ModelSpace,
@@ -342,7 +345,7 @@ def _sensitivity(
     }
     # Dropping 5% of the events: recompute the sample's features and compare those still there.
     ids = features[sample.tolist()].select("customer_id").with_row_index("row")
-    theirs = log.frame.join(ids.select("customer_id"), on="customer_id", how="semi")
+    theirs = history.events_of(ids["customer_id"])
     thinned = rfm_features(theirs.sample(fraction=0.95, seed=config.seed), as_of,
                            config.window_days)  # fmt: skip
     both = ids.join(thinned, on="customer_id", how="inner")
@@ -361,20 +364,19 @@ def _reference(values: FloatArray) -> ReferenceDistribution:
 
 
 def _holdout(
-    log: EventLog,
+    table: CustomerTable,
+    horizon: Horizon,
     config: TrainConfig,
-    as_of: datetime,
     k: int,
     raw_now: FloatArray,
     labels_now: IntArray,
-    features_now: pl.DataFrame,
     notes: list[str],
 ) -> Holdout | None:
     """Fit as of T-H, assign as of T, compare with the fit as of T."""
-    if config.holdout_days <= 0:
+    then = horizon.then
+    if then is None:
         return None
-    then = as_of - timedelta(days=config.holdout_days)
-    features_then = rfm_features(log.frame, then, config.window_days)
+    features_then = table.features(horizon, then=True)
     if features_then.height <= k * 2:
         notes.append(
             f"temporal holdout skipped: only {features_then.height} customers as of {then.date()}"
@@ -387,14 +389,12 @@ def _holdout(
         selection_sample=config.selection_sample,
         random_state=config.seed,
         weights=config.weights,
+        full_fit=False,
     ).fit(raw_then)
     labels_past_now = past.predict(raw_now)
     ari = float(adjusted_rand_score(labels_now, labels_past_now))
-    present = (
-        features_now.with_row_index("row")
-        .join(features_then.select("customer_id"), on="customer_id", how="inner")["row"]
-        .to_numpy()
-    )
+    # Everyone with a purchase by T-H has one by T: row i of then is row present[i] of now.
+    present = table.then_in_now()
     changed = float(np.mean(past.labels_ != labels_past_now[present])) if len(present) else 0.0
     # Match the T-H fit's segments to today's by overlap on today's customers.
     overlap = np.zeros((k, k), dtype=np.int64)
@@ -402,16 +402,13 @@ def _holdout(
     today, then_label = linear_sum_assignment(-overlap)
     to_today = np.full(k, -1, dtype=np.int64)
     to_today[then_label] = today
-    then_ids = features_then.select("customer_id").with_row_index("then_row")
-    pairs = features_now.with_row_index("row").join(then_ids, on="customer_id", how="inner")
-    now_rows, then_rows = pairs["row"].to_numpy(), pairs["then_row"].to_numpy()
-    kept = to_today[past.labels_[then_rows]] == labels_now[now_rows]
+    kept = to_today[past.labels_] == labels_now[present]
     retention = {
-        lab: float(kept[labels_now[now_rows] == lab].mean())
+        lab: float(kept[labels_now[present] == lab].mean())
         for lab in range(k)
-        if (labels_now[now_rows] == lab).any()
+        if (labels_now[present] == lab).any()
     }
-    bought, spend = outcomes(log.frame, features_then["customer_id"], then, as_of)
+    bought, spend = table.outcomes()
     predictive = predictive_validity(past.labels_, past.embedded_, bought, spend, config.seed)
     if predictive is None:
         notes.append("predictive validity skipped: every customer or none purchased again")

@@ -14,10 +14,10 @@ from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
-    silhouette_samples,
 )
 
 from offline.predictive import Predictive
+from offline.silhouette import silhouettes
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -36,7 +36,7 @@ class InternalMetrics:
 
 def internal_metrics(embedded: FloatArray, labels: IntArray) -> InternalMetrics:
     """Silhouette (mean and per label), Davies-Bouldin and Calinski-Harabasz."""
-    values = silhouette_samples(embedded, labels)
+    (values,) = silhouettes(embedded, [labels])
     per_label = {int(lab): float(values[labels == lab].mean()) for lab in np.unique(labels)}
     return InternalMetrics(
         silhouette=float(values.mean()),

@@ -11,7 +11,7 @@ from rescorer.common import load_settings, parse_timestamp, progress_reporter, s
 from rescorer.errors import RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
-    from offline.events_io import EventLog
+    from offline.history import EventHistory
     from offline.trainer import TrainResult
     from schemas.model import SegmentModel
     from schemas.settings import RescorerSettings
@@ -115,6 +115,24 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "used the same way by the worker and replay)",
     )  # fmt: skip
     parser.add_argument(
+        "--engine",
+        choices=("polars", "spark"),
+        default="polars",
+        help="how the per-customer features are computed: polars on this machine, out of "
+        "core (default), or Apache Spark (needs the [spark] extra)",
+    )
+    parser.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="Spark master for --engine spark (default local[*]; e.g. spark://host:7077)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="where the polars engine splits the events by customer (default: a temporary "
+        "directory; needs about the input's size free)",
+    )
+    parser.add_argument(
         "--model-dir", type=Path, help="registry directory (default RESCORER_MODEL_DIR)"
     )
 
@@ -141,25 +159,21 @@ def train_from_args(
     previous: SegmentModel | None,
     version: int,
     progress: Callable[[str], None],
-) -> tuple[EventLog, TrainResult]:
-    """Load the events the arguments name and train version `version` on them."""
+) -> tuple[EventHistory, TrainResult]:
+    """Read the events the arguments name and train version `version` on them."""
     from offline.errors import InputError, KafkaUnavailable
-    from offline.events_io import load_events
     from offline.trainer import TrainConfig, train
 
     if args.k_min < 2 or args.k_max < args.k_min:
         raise UsageError(f"--k-min {args.k_min} / --k-max {args.k_max}: need 2 <= k-min <= k-max")
     if args.window_days < 1:
         raise UsageError(f"--window-days {args.window_days} must be at least 1")
+    if args.engine == "spark" and args.from_kafka:
+        raise UsageError("--engine spark reads --events files, not --from-kafka")
+    if args.spark_master and args.engine != "spark":
+        raise UsageError("--spark-master needs --engine spark")
     as_of = parse_timestamp(args.as_of, "--as-of") if args.as_of else None
     try:
-        if args.from_kafka:
-            from offline.kafka_io import read_event_history
-
-            log = read_event_history(settings, args.max_invalid_share, progress)
-        else:
-            progress("reading events")
-            log = load_events(args.events, args.max_invalid_share)
         config = TrainConfig(
             as_of=as_of,
             window_days=args.window_days,
@@ -172,7 +186,24 @@ def train_from_args(
             version=version,
             weights=args.weights,
         )
-        return log, train(log, config, previous, progress)
+        if args.from_kafka:
+            from offline.kafka_io import read_event_history
+
+            log = read_event_history(settings, args.max_invalid_share, progress)
+            return log, train(log, config, previous, progress)
+        if args.engine == "spark":
+            from offline.spark_history import open_spark_history
+
+            progress("reading events with Spark")
+            with open_spark_history(
+                args.events, args.max_invalid_share, args.spark_master
+            ) as spark_log:
+                return spark_log, train(spark_log, config, previous, progress)
+        from offline.partitioned_log import partition_events
+
+        progress("reading events, splitting them by customer")
+        with partition_events(args.events, args.max_invalid_share, args.work_dir) as split:
+            return split, train(split, config, previous, progress)
     except InputError as exc:
         raise UsageError(str(exc)) from exc
     except KafkaUnavailable as exc:

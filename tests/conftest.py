@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,17 @@ from rescorer.devkafka import BrokerUnavailable, ProvidedBroker, provide_broker
 
 # A Faust app a test runs as its own process: it reads its settings at import.
 collect_ignore = ["support/faust_echo.py"]
+CDNOW = Path(__file__).resolve().parent / "data" / "cdnow_sample.csv"
+
+
+@pytest.fixture(scope="session")
+def cdnow_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CDNOW sample converted to CustomerEvent JSON Lines (``rescorer convert-cdnow``)."""
+    from rescorer.cli import main
+
+    out = tmp_path_factory.mktemp("cdnow") / "cdnow.jsonl"
+    assert main(["convert-cdnow", str(CDNOW), "--out", str(out)]) == 0
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +87,21 @@ def prometheus_tools() -> dict[str, str]:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return {name: str(path) for name, path in found.items()}
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[Any]:
+    """A local Spark session (PySpark, the ``[spark]`` extra, on the installed Java).
+
+    ``make test`` installs PySpark; without it the test is skipped locally and
+    fails under ``CI=true``.
+    """
+    try:
+        from offline.spark_history import session
+    except Exception as exc:
+        if running_in_ci():
+            pytest.fail(f"PySpark unavailable: {exc}", pytrace=False)
+        pytest.skip(f"PySpark unavailable: {exc}")
+    spark = session("local[2]")
+    yield spark
+    spark.stop()

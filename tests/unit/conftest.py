@@ -8,16 +8,6 @@ import pytest
 
 from rescorer.cli import main
 
-CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow_sample.csv"
-
-
-@pytest.fixture(scope="session")
-def cdnow_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The CDNOW sample converted to CustomerEvent JSON Lines (``rescorer convert-cdnow``)."""
-    out = tmp_path_factory.mktemp("cdnow") / "cdnow.jsonl"
-    assert main(["convert-cdnow", str(CDNOW), "--out", str(out)]) == 0
-    return out
-
 
 @pytest.fixture(scope="session")
 def trained_cdnow(cdnow_events: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import polars as pl
 
 from offline.action_cards import behaviour, interacts, lever, pareto, values
+from offline.customer_table import Horizon, customer_table
+from offline.event_validation import EVENT_TYPE
 from schemas import load_segment_model
 
 
@@ -18,7 +21,13 @@ def test_refund_rate_and_channel_mix_per_segment() -> None:
          "occurred_at": [at] * 5, "amount": [10.0, 5.0, 5.0, 7.0, None],
          "channel": ["web", "store", None, "web", "app"]}
     )  # fmt: skip
-    refunds, mix = behaviour(events, ["a", "b"], [0, 1])
+    events = events.with_columns(
+        pl.Series("event_id", ["e1", "e2", "e3", "e4", "e5"]),
+        pl.col("type").cast(EVENT_TYPE),
+        pl.col("occurred_at").dt.cast_time_unit("us"),
+    )
+    table = customer_table([events.lazy()], Horizon(at))
+    refunds, mix = behaviour(table, np.asarray([0, 1]))
     assert refunds == {0: 0.5, 1: 0.0}
     assert mix == {0: {"web": 0.5, "store": 0.5}, 1: {"web": 1.0}}
     assert interacts(mix[1]) == "mostly through web (100% of purchases)"

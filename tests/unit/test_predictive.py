@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
-import polars as pl
 
 from offline.predictive import (
     cross_validated_ari,
     fragile,
     moved_share,
-    outcomes,
     perturbed,
     predictive_validity,
     strong_correlations,
@@ -73,15 +69,3 @@ def test_correlations_are_reported_per_pair() -> None:
     x = np.linspace(0, 1, 50)
     table = strong_correlations(np.column_stack([x, 2 * x, np.sin(40 * x)]), ("a", "b", "c"))
     assert abs(table["a~b"] - 1.0) < 1e-9 and abs(table["a~c"]) < 0.5
-
-
-def test_outcomes_count_purchases_and_net_spend_in_the_window() -> None:
-    at = datetime(2024, 1, 1, tzinfo=UTC)
-    later = datetime(2024, 3, 1, tzinfo=UTC)
-    events = pl.DataFrame(
-        {"customer_id": ["a", "a", "b", "c"], "type": ["purchase", "refund", "refund", "purchase"],
-         "occurred_at": [later, later, later, at], "amount": [30.0, 10.0, 5.0, 99.0]}
-    )  # fmt: skip
-    bought, spend = outcomes(events, pl.Series(["a", "b", "c", "d"]), at, later)
-    assert bought.tolist() == [True, False, False, False]
-    assert spend.tolist() == [20.0, 0.0, 0.0, 0.0]
