@@ -44,7 +44,7 @@ from scoring.rfm import MICROS
 
 try:
     from py4j.protocol import Py4JJavaError
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession, Window
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 except ImportError as exc:  # pragma: no cover - the [spark] extra is missing
@@ -382,29 +382,37 @@ class SparkHistory:
 
 
 def _summarise(events: DataFrame) -> tuple[Rejections, Span]:
+    order = F.struct(*[F.col(c) for c in ORDER])
     by_reason = (
         events.groupBy("reason")
         .agg(
             F.count(F.lit(1)).alias("count"),
             F.unix_micros(F.min("occurred_at")).alias("earliest"),
             F.unix_micros(F.max("occurred_at")).alias("latest"),
-            F.slice(
-                F.array_sort(F.collect_list(F.struct(*[F.col(c) for c in ORDER], "raw"))),
-                1,
-                EXAMPLES,
-            ).alias("first"),
+            F.min(order).alias("first"),
         )
         .collect()
     )
+    rank = F.row_number().over(Window.partitionBy("reason").orderBy(*ORDER))
+    examples: dict[str, list[str]] = {}
+    for row in (
+        events.where(F.col("reason").isNotNull())
+        .select("reason", "raw", rank.alias("rank"), *ORDER)
+        .where(F.col("rank") <= EXAMPLES)
+        .orderBy("reason", "rank")
+        .collect()
+    ):
+        examples.setdefault(str(row["reason"]), []).append(str(row["raw"]))
     rejections = Rejections()
-    span = Span(datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC), 0)
+    span = Span(EPOCH, EPOCH, 0)
     # Reasons in the order their first row appears, as the polars engine lists them.
-    for row in sorted(by_reason, key=lambda r: tuple(r["first"][0][c] for c in ORDER)):
+    for row in sorted(by_reason, key=lambda r: tuple(r["first"])):
         rejections.total_rows += int(row["count"])
         if row["reason"] is None:
             span = Span(_utc(row["earliest"]), _utc(row["latest"]), int(row["count"]))
         else:
-            rejections.add(str(row["reason"]), int(row["count"]), [e["raw"] for e in row["first"]])
+            reason = str(row["reason"])
+            rejections.add(reason, int(row["count"]), examples.get(reason, []))
     return rejections, span
 
 

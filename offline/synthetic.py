@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -60,6 +61,8 @@ def synthetic_events(
     personas: tuple[Persona, ...] = PERSONAS,
     seasonality: float = 0.0,
     shift: BehaviourShift | None = None,
+    first_customer: int = 0,
+    first_event: int = 0,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events in the CustomerEvent columns, ground truth customer_id -> persona).
 
@@ -69,6 +72,7 @@ def synthetic_events(
     quietest month keeps a third of the peak's rate); `shift` thins one
     persona's purchases from a point in time (a drift scenario). Both draw from
     a separate random stream, so without them the log is unchanged.
+    `first_customer` and `first_event` offset the ids (for logs written in parts).
     """
     if not 0.0 <= seasonality <= 1.0:
         raise ValueError(f"seasonality must be in [0, 1], got {seasonality}")
@@ -144,9 +148,9 @@ def synthetic_events(
             "amount": all_amount,
         }
     ).with_row_index("n")
-    customer = pl.format("c{}", pl.col("owner").cast(pl.String).str.zfill(8))
+    customer = pl.format("c{}", (pl.col("owner") + first_customer).cast(pl.String).str.zfill(8))
     events = frame.select(
-        pl.format("e{}", pl.col("n")).alias("event_id"),
+        pl.format("e{}", pl.col("n") + first_event).alias("event_id"),
         customer.alias("customer_id"),
         pl.col("kind")
         .replace_strict({0: "purchase", 1: "refund", 2: "session"}, return_dtype=pl.String)
@@ -156,11 +160,36 @@ def synthetic_events(
     )
     truth = pl.DataFrame(
         {
-            "customer_id": [f"c{i:08d}" for i in range(customers)],
+            "customer_id": [f"c{i + first_customer:08d}" for i in range(customers)],
             "persona": [personas[i].name for i in persona],
         }
     )
     return events, truth
+
+
+def write_synthetic_parquet(
+    directory: Path,
+    customers: int,
+    events_per_customer: float | None = None,
+    seed: int = 0,
+    chunk: int = 500_000,
+) -> int:
+    """A synthetic log as Parquet files of `chunk` customers each; returns the event count.
+
+    Each file is one `synthetic_events` call (seed + file number), with customer
+    and event numbers following on from the previous file's, so logs larger
+    than memory can be written.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for number, start in enumerate(range(0, customers, chunk)):
+        events, _ = synthetic_events(
+            min(chunk, customers - start), events_per_customer=events_per_customer,
+            seed=seed + number, first_customer=start, first_event=written,
+        )  # fmt: skip
+        events.write_parquet(directory / f"events-{number:04d}.parquet")
+        written += events.height
+    return written
 
 
 MALFORMED_KINDS = (
