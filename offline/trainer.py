@@ -31,7 +31,7 @@ from offline.predictive import (
     predictive_validity,
     strong_correlations,
 )
-from offline.segmenter import DEFAULT_TRANSFORMS, KCandidate, RfmSegmenter
+from offline.segmenter import DEFAULT_TRANSFORMS, SILHOUETTE_SAMPLE, KCandidate, RfmSegmenter
 from offline.validation import (
     Holdout,
     InternalMetrics,
@@ -104,6 +104,8 @@ def _quiet(_: str) -> None:
 
 
 CORRELATION_WARNING = 0.8
+ASSIGN_CHUNK = 1_000_000
+"""Rows per block where every customer is measured against the centroids."""
 UNSTABLE_JACCARD = 0.6
 UNSTABLE_RETENTION = 0.5
 
@@ -215,9 +217,17 @@ def train(
     progress("comparing k-means with GaussianMixture and Ward")
     algorithms = compare_algorithms(embedded[sample], segmenter.k_, config.seed)
 
-    distances = space.distances(embedded)
-    near_boundary = confidence(distances) < BOUNDARY_CONFIDENCE
-    temperature, calibration_error = fit_temperature(distances[sample], stability.kept_share)
+    # In chunks: an (n, k) distance matrix for 10M customers is not needed at once.
+    near_boundary = np.concatenate(
+        [
+            confidence(space.distances(embedded[start : start + ASSIGN_CHUNK]))
+            < BOUNDARY_CONFIDENCE
+            for start in range(0, len(embedded), ASSIGN_CHUNK)
+        ]
+    )
+    temperature, calibration_error = fit_temperature(
+        space.distances(embedded[sample]), stability.kept_share
+    )
     refund_rate, channel_mix = behaviour(table, segment_ids)
     segments = _segments(
         features, raw, labels, space, ids, names, centroid_scores, kpis, near_boundary,
@@ -307,6 +317,7 @@ def train(
             "holdout_days": config.holdout_days,
             "predictive_sample": PREDICTIVE_SAMPLE,
             "algorithm_sample": ALGORITHM_SAMPLE,
+            "silhouette_sample": SILHOUETTE_SAMPLE,
             "max_segment_id": highest_id,
             "previous_version": previous.version if previous else None,
         },

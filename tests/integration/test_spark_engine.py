@@ -144,3 +144,22 @@ def test_an_unknown_url_scheme_is_one_line(spark_session: Any,
                        capsys)  # fmt: skip
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_urls_are_listed_through_hadoop(tmp_path: Path, spark_session: Any) -> None:
+    from offline.errors import InputError
+    from offline.spark_history import _remote_files
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "b.csv").write_text("x\n")
+    (tmp_path / "sub" / "a.parquet").write_text("x\n")
+    (tmp_path / "notes.txt").write_text("x\n")
+    # The same Hadoop FileSystem calls serve hdfs://, s3a://, abfs://; file:// is here.
+    listed = _remote_files(spark_session, tmp_path.as_uri())
+    assert [Path(f.path).name for f in listed] == ["b.csv", "a.parquet"]
+    assert [f.kind for f in listed] == ["csv", "parquet"]
+    assert [
+        Path(f.path).name for f in _remote_files(spark_session, f"{tmp_path.as_uri()}/*.csv")
+    ] == ["b.csv"]
+    with pytest.raises(InputError, match="no such file"):
+        _remote_files(spark_session, f"{tmp_path.as_uri()}/missing/*.csv")
