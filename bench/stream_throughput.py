@@ -521,6 +521,7 @@ def main() -> None:
                   f"({restored:,.0f} customers restored)")  # fmt: skip
 
             swept_before = worker.total("rescorer_swept_customers_total")
+            steps_before = worker.metrics()
             probe = profile("latency")
             probe.start(worker.process.pid)
             p50, p99, matched, sent = latency(
@@ -529,6 +530,19 @@ def main() -> None:
             )  # fmt: skip
             probe.stop()
             swept = worker.total("rescorer_swept_customers_total") - swept_before
+            steps_after = worker.metrics()
+
+            def spent(name: str) -> tuple[float, float]:
+                """(count, mean ms) of a duration histogram over the probe."""
+                count = steps_after[f"{name}_count"] - steps_before.get(f"{name}_count", 0.0)
+                total = steps_after[f"{name}_sum"] - steps_before.get(f"{name}_sum", 0.0)
+                return count, 1000 * total / max(1.0, count)
+
+            batches, batch_ms = spent("rescorer_batch_duration_seconds")
+            slices, slice_ms = spent("rescorer_sweep_duration_seconds")
+            print(f"during the probe: {batches:,.0f} event batches of {batch_ms:.1f} ms on "
+                  f"average (decode to flushed), {slices:,.0f} sweep slices of "
+                  f"{slice_ms:.1f} ms")  # fmt: skip
             print(f"latency at {args.rate}/s over {args.seconds:.0f}s ({matched}/{sent} changes) "
                   f"with the whole population due: p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
                   f"the sweep re-scored {swept:,.0f} customers meanwhile")  # fmt: skip

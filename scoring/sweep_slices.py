@@ -49,10 +49,13 @@ class SweepSlicer:
         lookup: Lookup,
         now: datetime | None,
         budget_seconds: float | None = None,
+        chunk: int | None = None,
     ) -> Rescored:
         """One slice: rounds over the due customers of `partitions` until the budget is spent.
 
-        `budget_seconds` narrows the slice's budget for this call (never widens it).
+        `budget_seconds` narrows the slice's budget for this call, and `chunk` its
+        rounds (neither ever widens): a slice ends at most one round past its
+        budget, so a slice next to an event batch takes short rounds.
         """
         result = Rescored()
         if not partitions or now is None:
@@ -60,8 +63,9 @@ class SweepSlicer:
         budget = self.budget_seconds
         if budget_seconds is not None:
             budget = min(budget, budget_seconds)
+        size = self.chunk if chunk is None else max(1, min(self.chunk, chunk))
         ordered = sorted(partitions)
-        share = max(1, self.chunk // len(ordered))
+        share = max(1, size // len(ordered))
         started = self.clock()
         while self.clock() - started < budget:
             round_ = rescorer.sweep_round(ordered, lookup, now, share)

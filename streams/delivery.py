@@ -1,24 +1,27 @@
 """The order of effects, in one place: send, flush, persist, positions.
 
 Each pipeline step delivers an event batch and, computed while the batch's
-outputs are on their way to Kafka, a sweep slice:
+outputs are on their way to Kafka, a sweep slice, with one flush (one wait
+for Kafka's acknowledgements) per step:
 
 1. the batch's dead letters, segment changes and assignments are sent; while
-   Kafka appends them, the slice is computed; then they are acknowledged;
-2. only then are the batch's touched customer records (and centroid
-   checkpoints) written to their tables and changelogs, together with the
-   slice's outputs, and all of it is acknowledged;
-3. only then are the slice's records and the input positions the batch
-   reached written. They are acknowledged by the next step's first flush,
-   by a revocation or at shutdown; a position is *durable* once
+   Kafka appends them, the slice is computed and its outputs are sent too;
+   then the step flushes: all of it is acknowledged, together with what the
+   previous step sent after its own flush;
+2. only then are the step's touched customer records (and centroid
+   checkpoints) written to their tables and changelogs;
+3. the input positions the *previous* step reached are written now, because
+   its records were acknowledged by this step's flush; this step's positions
+   wait for the next flush in the same way (or for a revocation or shutdown,
+   which flush twice: records, then positions). A position is *durable* once
    acknowledged, and only durable positions are committed to the group.
 
 Every record is therefore written after the outputs it stands for, and every
-position after the records. A crash before 2 replays the batch against the
-old state and re-sends its outputs (at least once). A crash after 2 replays
-events whose ids the restored state already holds, so they count once and
-emit nothing again. A swept customer whose record was lost is simply due
-again after a restart.
+position after the records. A crash before a step's records are acknowledged
+replays its batch against the old state and re-sends its outputs (at least
+once). A crash after that replays events whose ids the restored state
+already holds, so they count once and emit nothing again. A swept customer
+whose record was lost is simply due again after a restart.
 
 Records go out through aiokafka's batch API, one batch per (topic,
 partition) at a time: outputs of a customer go to the partition number of
@@ -122,6 +125,8 @@ class Delivery:
         self.durable_positions: dict[int, int] = {}
         """Next input offset per partition whose position record Kafka acknowledged."""
         self._sent_positions: dict[int, int] = {}
+        self._held_positions: dict[int, int] = {}
+        """Positions reached by a step whose records are not acknowledged yet."""
         self._producer: AIOKafkaProducer | None = None
         self._outbox: _Outbox | None = None
 
@@ -142,7 +147,7 @@ class Delivery:
         """Acknowledge what is in flight (positions included), then disconnect."""
         if self._producer is not None:
             try:
-                await self._flush()
+                await self.flush()
             finally:
                 await self._producer.stop()
                 self._producer = None
@@ -164,14 +169,30 @@ class Delivery:
         self.durable_positions.update(self._sent_positions)
         self._sent_positions.clear()
 
+    async def _release_positions(self) -> None:
+        """Write the held positions: the records they stand after were acknowledged."""
+        held, self._held_positions = self._held_positions, {}
+        for partition, next_offset in held.items():
+            key = position_key(partition)
+            value = {"next_offset": next_offset}
+            self.positions.put(key, partition, value)
+            await self.outbox.send(
+                self.positions.changelog, partition, key.encode(), json.dumps(value).encode()
+            )
+            self._sent_positions[partition] = next_offset
+
     def forget(self, partition: int) -> None:
         """A partition is gone: its positions are no longer this worker's to commit."""
         self.durable_positions.pop(partition, None)
         self._sent_positions.pop(partition, None)
+        self._held_positions.pop(partition, None)
 
     async def flush(self) -> None:
-        """Acknowledge everything sent so far (before partitions are handed over)."""
+        """Make everything sent so far durable, positions included (before a handover)."""
         await self._flush()
+        if self._held_positions:
+            await self._release_positions()
+            await self._flush()
 
     async def deliver(
         self, step: Step, meanwhile: Callable[[], Step | None] | None = None
@@ -186,21 +207,15 @@ class Delivery:
             await self.outbox.submit()
             await asyncio.sleep(0)  # the request goes on the wire before the CPU work
             extra = meanwhile()
+            if extra is not None:
+                await self._send_outputs(extra)
         await self._flush()
         await self._send_state(step)
         if extra is not None:
-            await self._send_outputs(extra)
-        await self._flush()
-        if extra is not None:
             await self._send_state(extra)
-        for partition, next_offset in step.positions.items():
-            key = position_key(partition)
-            value = {"next_offset": next_offset}
-            self.positions.put(key, partition, value)
-            await self.outbox.send(
-                self.positions.changelog, partition, key.encode(), json.dumps(value).encode()
-            )
-            self._sent_positions[partition] = next_offset
+        await self._release_positions()
+        self._held_positions.update(step.positions)
+        await self.outbox.submit()
         return extra
 
     async def _send_outputs(self, step: Step) -> None:

@@ -90,3 +90,12 @@ def test_nothing_due_or_no_clock_means_an_empty_slice() -> None:
     assert slicer.run(rescorer, [], lambda k, _: None, T0).counts["swept"] == 0
     with pytest.raises(ValueError, match="positive"):
         SweepSlicer(budget_seconds=0)
+
+
+def test_a_slice_next_to_a_batch_takes_shorter_rounds_never_longer_ones() -> None:
+    rescorer, records = loaded(40, 3)
+    slicer = SweepSlicer(budget_seconds=2.5, chunk=30, clock=TickingClock(1.0))
+    short = served(slicer.run(rescorer, [0, 1, 2], lambda k, _: records.get(k), T0, chunk=6))
+    assert short == {0: 4, 1: 4, 2: 4}  # two rounds of 2 per partition
+    wider = served(slicer.run(rescorer, [0, 1, 2], lambda k, _: records.get(k), T0, chunk=300))
+    assert wider == {0: 20, 1: 20, 2: 20}  # the slicer's own chunk of 30 still bounds a round
