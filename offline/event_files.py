@@ -80,6 +80,13 @@ def read_jsonl_lines(path: Path) -> tuple[pl.DataFrame, list[str]]:
     return pl.DataFrame(rows, schema=RAW_SCHEMA), bad
 
 
+def unreadable(path: Path, exc: BaseException) -> InputError:
+    """The one-line error for a file that could not be read."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return InputError(f"{path}: unreadable {SUFFIXES[path.suffix.lower()]} file: {first}")
+
+
 def read_raw(path: Path) -> tuple[pl.DataFrame, list[str]]:
     """One file as a frame of raw columns, plus lines that were not even JSON."""
     kind = SUFFIXES[path.suffix.lower()]
@@ -94,8 +101,7 @@ def read_raw(path: Path) -> tuple[pl.DataFrame, list[str]]:
             except (pl.exceptions.PolarsError, ValueError):
                 return read_jsonl_lines(path)
     except (OSError, pl.exceptions.PolarsError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: unreadable {kind} file: {first}") from exc
+        raise unreadable(path, exc) from exc
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing and frame.height > 0:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")

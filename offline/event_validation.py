@@ -30,7 +30,8 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "channel": pl.String(),
 }
 """The canonical columns of a validated event frame."""
-_TZ_SUFFIX = r"([zZ]|[+-]\d{2}(:?\d{2})?)$"
+TZ_SUFFIX = r"([zZ]|[+-]\d{2}(:?\d{2})?)$"
+"""How a timestamp with a zone ends (Z or an offset); shared with the Spark engine."""
 EXAMPLES = 3
 
 
@@ -94,7 +95,7 @@ def _timestamps(schema: pl.Schema) -> tuple[pl.Expr, pl.Expr]:
     reason = (
         pl.when(text.is_null())
         .then(pl.lit(RULES["occurred_at_missing"]))
-        .when(~text.str.strip_chars().str.contains(_TZ_SUFFIX))
+        .when(~text.str.strip_chars().str.contains(TZ_SUFFIX))
         .then(pl.lit(RULES["occurred_at_naive"]))
         .when(parsed.is_null())
         .then(pl.lit(RULES["occurred_at_not_iso"]))

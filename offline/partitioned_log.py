@@ -23,7 +23,14 @@ import polars as pl
 
 from offline.customer_table import CustomerTable, Horizon, customer_table
 from offline.errors import InputError
-from offline.event_files import RAW_SCHEMA, REQUIRED, SUFFIXES, expand_paths, read_jsonl_lines
+from offline.event_files import (
+    RAW_SCHEMA,
+    REQUIRED,
+    SUFFIXES,
+    expand_paths,
+    read_jsonl_lines,
+    unreadable,
+)
 from offline.event_validation import EVENT_SCHEMA, EXAMPLES, Rejections, checked
 from offline.events_io import check_rejections
 from offline.history import Span
@@ -53,11 +60,6 @@ def _estimated_events(path: Path) -> int:
         except (OSError, pl.exceptions.PolarsError):
             return 0  # reported when the file is read
     return path.stat().st_size // BYTES_PER_TEXT_EVENT
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def partition_count(files: Sequence[Path]) -> int:
@@ -181,8 +183,9 @@ def partition_events(
             out = root / f"f{index:05d}"
             try:
                 raw = _scan(path)
+                # (JSON Lines are scanned with every contract column: none is missing.)
                 missing = [c for c in REQUIRED if c not in raw.collect_schema()]
-                if missing and SUFFIXES[path.suffix.lower()] != "jsonl":
+                if missing:
                     raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
                 try:
                     _split(raw, index, count, out)
@@ -195,8 +198,7 @@ def partition_events(
                     unparsable.extend(bad)
                     _split(frame.lazy(), index, count, out)
             except (OSError, pl.exceptions.PolarsError) as exc:
-                kind = SUFFIXES[path.suffix.lower()]
-                raise InputError(f"{path}: unreadable {kind} file: {_first_line(exc)}") from exc
+                raise unreadable(path, exc) from exc
         _count_rows(log, unparsable)
         check_rejections(log.rejections, log.rejections.total_rows - log.rejections.rejected,
                          max_reject_share)  # fmt: skip

@@ -177,16 +177,12 @@ class RfmSegmenter(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         eligible = [c for c in self.candidates_ if c.eligible] or self.candidates_
         best = max(eligible, key=lambda c: (c.silhouette, -c.k))
         self.k_ = best.k
-        on_sample = fits[best.k]
-        if len(sample) == len(raw):
-            self.kmeans_ = on_sample
-        elif self.full_fit:
+        self.kmeans_ = fits[best.k]
+        if self.full_fit and len(sample) < len(raw):
             self.kmeans_ = KMeans(
-                n_clusters=best.k, init=on_sample.cluster_centers_, n_init=1,
+                n_clusters=best.k, init=self.kmeans_.cluster_centers_, n_init=1,
                 random_state=self.random_state,
             ).fit(embedded)  # fmt: skip
-        else:
-            self.kmeans_ = on_sample
         self.labels_: NDArray[np.int64] = self.kmeans_.predict(embedded).astype(np.int64)
         self.cluster_centers_: FloatArray = self.kmeans_.cluster_centers_
         self.embedded_ = embedded

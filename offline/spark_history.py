@@ -34,8 +34,8 @@ from offline.customer_table import (
     Horizon,
 )
 from offline.errors import InputError
-from offline.event_files import REQUIRED, SUFFIXES, expand_paths
-from offline.event_validation import _TZ_SUFFIX, EVENT_SCHEMA, EXAMPLES, Rejections
+from offline.event_files import RAW_SCHEMA, REQUIRED, SUFFIXES, expand_paths
+from offline.event_validation import EVENT_SCHEMA, EXAMPLES, TZ_SUFFIX, Rejections
 from offline.events_io import check_rejections
 from offline.history import Span
 from schemas._base import ID_MAX_LENGTH
@@ -57,7 +57,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LOCAL_DRIVER_MEMORY = "2g"
 ORDER = ("_file", "_block", "_row")
 _ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?[+-]\d{2}(:?\d{2})?$"
-_RAW_COLUMNS = ("event_id", "customer_id", "type", "occurred_at", "amount", "currency", "channel")
 
 
 def session(master: str | None = None) -> SparkSession:
@@ -166,7 +165,7 @@ def _timestamps(frame: DataFrame) -> tuple[Column, Column]:
     parsed = F.when(normalised.rlike(_ISO), normalised.cast("timestamp"))
     reason = (
         F.when(text.isNull(), F.lit(RULES["occurred_at_missing"]))
-        .when(~stripped.rlike(_TZ_SUFFIX), F.lit(RULES["occurred_at_naive"]))
+        .when(~stripped.rlike(TZ_SUFFIX), F.lit(RULES["occurred_at_naive"]))
         .when(parsed.isNull(), F.lit(RULES["occurred_at_not_iso"]))
     )
     return parsed, reason
@@ -241,7 +240,7 @@ def checked(frame: DataFrame) -> DataFrame:
 
 def _read(spark: SparkSession, kind: str, files: list[str]) -> DataFrame:
     """One format's files, every contract column as text (Parquet keeps its types)."""
-    strings = T.StructType([T.StructField(c, T.StringType()) for c in _RAW_COLUMNS])
+    strings = T.StructType([T.StructField(c, T.StringType()) for c in RAW_SCHEMA])
     if kind == "csv":
         return spark.read.options(header=True, inferSchema=False, mode="PERMISSIVE").csv(files)
     if kind == "parquet":
