@@ -20,23 +20,13 @@ import polars as pl
 from numpy.typing import NDArray
 
 from offline.features import FEATURE_COLUMNS
+from offline.quality_gates import QualityGates
 from offline.validation import internal_metrics
 from schemas.feedback import SegmentFeedback
 from schemas.model import SegmentModel
 from scoring.space import ModelSpace
 
 FloatArray = NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class QualityGates:
-    """The rules a candidate must pass; each has a ``rescorer retrain`` flag."""
-
-    max_silhouette_drop: float = 0.02
-    max_davies_bouldin_rise: float = 0.10
-    min_bootstrap_ari: float = 0.60
-    max_feedback_drop: float = 0.05
-    min_feedback_records: int = 50
 
 
 @dataclass(frozen=True)

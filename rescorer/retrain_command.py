@@ -19,7 +19,7 @@ NOT_PROMOTED = 3
 
 def register(commands: Any) -> None:
     """Add the ``retrain`` subcommand."""
-    from offline.model_comparison import QualityGates
+    from offline.quality_gates import QualityGates
 
     gates = QualityGates()
     parser = commands.add_parser(
@@ -75,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
     from offline.features import FEATURE_COLUMNS
     from offline.kafka_io import read_latest_feedback, signed
     from offline.model_comparison import (
-        QualityGates,
         compare,
         feedback_agreement,
         feedback_gate,
         feedback_rows,
     )
+    from offline.quality_gates import QualityGates
     from offline.retrain_requests import read_pending
     from rescorer.errors import RuntimeFailure, UsageError
     from schemas.registry import ModelRegistry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from rescorer.common import kafka_failure, margin_arg, rate_arg
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     except KafkaError as exc:
         raise kafka_failure(settings, exc) from exc
 
+    _without_scikit_learn()
     import faust
 
     from streams.worker import RescorerWorker
@@ -77,3 +79,13 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(name).setLevel(args.log_level.upper())
     runner.execute_from_commandline()
     return 0
+
+
+def _without_scikit_learn() -> None:
+    """Tell this process scikit-learn is not installed, unless something imported it already.
+
+    The worker never uses it (models are plain data, `scoring.space`), but
+    River's ``river.stream`` imports it when it can: about a second of every
+    worker start. River treats it as optional.
+    """
+    sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]

@@ -15,16 +15,15 @@ Three signals, all against what the model was trained on:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from river.drift import ADWIN
 
 from schemas.model import SegmentModel
 from schemas.segments import FEATURE_NAMES
 from scoring.drift import binned_ks, psi
 from scoring.population import PopulationHistogram
 from scoring.reassignment import Scored
+from scoring.standings import Standings
 
 DEFAULT_ADWIN_DELTA = 0.002
 
@@ -58,6 +57,11 @@ class DriftMonitor:
         }
         edges = [self.reference[name][0] for name in FEATURE_NAMES]
         self.population = PopulationHistogram(*edges)
+        # River's drift package imports scipy.stats (and scikit-learn, when it is
+        # installed): a second or two, paid when a monitor is made rather than by
+        # everything that imports this module (the worker's settings do).
+        from river.drift import ADWIN
+
         self._detector = ADWIN(delta=self.adwin_delta)  # type: ignore[no-untyped-call]
 
     def observe(self, scored: Scored) -> int:
@@ -81,9 +85,10 @@ class DriftMonitor:
         self.detections += found
         return found
 
-    def rebuild(self, partition: int, evaluations: Iterable[tuple[int, Sequence[float]]]) -> None:
-        """A partition's population from its records' (as_of micros, vector) pairs."""
-        self.population.rebuild(partition, evaluations)
+    def rebuild(self, partition: int, standings: Standings) -> None:
+        """A partition's population from where its customers stand (after a (re)assignment)."""
+        evaluated = standings.evaluated
+        self.population.rebuild(partition, standings.as_of[evaluated], standings.vectors[evaluated])
 
     def drop_partition(self, partition: int) -> None:
         """Forget a partition this worker gave up."""

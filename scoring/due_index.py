@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 _HOUR = 3_600_000_000  # microseconds
 
@@ -52,6 +52,22 @@ class DueIndex:
         heapq.heappush(self._heap, (due, key))
         if len(self._heap) > 2 * len(self._due) + 1024:
             self._rebuild()
+
+    def schedule_many(self, keys: Sequence[str], dues: Sequence[int]) -> None:
+        """(Re)schedule many keys at once (a restored partition: one heap build).
+
+        >>> index = DueIndex()
+        >>> index.schedule_many(["a", "b"], [20, 5])
+        >>> index.pop_due(now=25, limit=10)
+        ['b', 'a']
+        """
+        if self._due:
+            for key, due in zip(keys, dues, strict=True):
+                self.schedule(key, due)
+            return
+        self._due = dict(zip(keys, dues, strict=True))
+        self._hours = Counter(due // _HOUR for due in self._due.values())
+        self._rebuild()
 
     def remove(self, key: str) -> None:
         """Forget `key` (its heap entry becomes stale)."""

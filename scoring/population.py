@@ -19,7 +19,7 @@ Like the trainer's reference, every customer with a purchase counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,14 +145,11 @@ class PopulationHistogram:
         if len(raw):
             self._apply(held, as_of, raw, +1)
 
-    def rebuild(self, partition: int, evaluations: Iterable[tuple[int, Sequence[float]]]) -> None:
-        """Start a partition afresh from its records' (as_of micros, vector) pairs."""
+    def rebuild(self, partition: int, as_of: IntArray, raw: FloatArray) -> None:
+        """Start a partition afresh from its customers' evaluations (as `update` takes them)."""
         self._partitions.pop(partition, None)
-        rows = list(evaluations)
         held = self._partition(partition)
-        if rows:
-            as_of = np.fromiter((a for a, _ in rows), dtype=np.int64, count=len(rows))
-            raw = np.asarray([v for _, v in rows], dtype=np.float64)
+        if len(raw):
             self._apply(held, as_of, raw, +1)
 
     def drop(self, partition: int) -> None:

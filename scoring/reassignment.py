@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -29,7 +29,7 @@ from schemas.segments import (
     SegmentAssignment,
     SegmentChange,
 )
-from scoring.customer_record import CustomerRecord, Move, to_micros
+from scoring.customer_record import CustomerRecord, Move, from_micros, to_micros
 from scoring.customer_state import CustomerState
 from scoring.due_index import DueIndex
 from scoring.holdout import HoldoutPolicy
@@ -38,6 +38,7 @@ from scoring.membership import confidence, membership
 from scoring.online_clusters import DEFAULT_LEARNING_RATE, OnlineCentroids
 from scoring.rfm import MICROS_PER_DAY, day_number, first_window_day
 from scoring.space import ModelSpace, rowwise_distances
+from scoring.standings import Standings
 
 Clock = Literal["event", "wall"]
 Lookup = Callable[[str, int], CustomerRecord | None]
@@ -158,20 +159,24 @@ class Rescorer:
     def restore_shard(
         self,
         partition: int,
-        records: Iterable[tuple[str, CustomerRecord]],
+        standings: Standings,
         checkpoint: dict[str, object] | None = None,
     ) -> Shard:
-        """Rebuild a partition's clock, due index and centroids after a (re)assignment."""
+        """Rebuild a partition's clock, due index and centroids after a (re)assignment.
+
+        Assigned customers are due one sweep period after their last evaluation
+        (at once when a model other than the active one placed them).
+        """
         shard = Shard(self._fresh_centroids())
+        timed = standings.as_of != -1
+        if timed.any():
+            shard.watermark = from_micros(int(standings.as_of[timed].max()))
+        rows = np.flatnonzero(timed & standings.assigned)
         period = _micros(self.config.sweep_period)
-        for key, record in records:
-            if record.partition != partition or record.as_of is None:
-                continue
-            if shard.watermark is None or record.as_of > shard.watermark:
-                shard.watermark = record.as_of
-            if record.segment_id is not None:
-                stale = record.model_version != self.active.version
-                shard.due.schedule(key, 0 if stale else to_micros(record.as_of) + period)
+        current = standings.model_version[rows] == self.active.version
+        due = np.where(current, standings.as_of[rows] + period, 0)
+        keys = standings.keys
+        shard.due.schedule_many([keys[row] for row in rows.tolist()], due.tolist())
         if checkpoint is not None and checkpoint.get("model_version") == self.active.version:
             centroids = checkpoint.get("centroids")
             if isinstance(centroids, list):

@@ -12,10 +12,13 @@ reads them instead.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+from streams.faust_internals import shorten_fetch_wait
 
 
 def aside_consumer(topics: Iterable[str]) -> type[faust_aiokafka.Consumer]:
@@ -23,6 +26,9 @@ def aside_consumer(topics: Iterable[str]) -> type[faust_aiokafka.Consumer]:
     aside = frozenset(topics)
 
     class AsideThread(faust_aiokafka.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            return shorten_fetch_wait(super()._create_worker_consumer(transport))
+
         async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
             paused = [TopicPartition(t.topic, t.partition) for t in assigned if t.topic in aside]
             if paused:

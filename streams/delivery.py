@@ -31,7 +31,6 @@ its events, so every topic stays co-partitioned with the input.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +42,8 @@ from scoring.reassignment import Rescored
 from streams.intake import Letter
 from streams.kafka_clients import aiokafka_config
 from streams.settings import WorkerSettings
-from streams.table_access import PartitionedTable
+from streams.state.log_file import Position, fingerprint
+from streams.state.tables import StateTables
 
 MAX_BATCH_BYTES = 512 * 1024
 
@@ -63,70 +63,87 @@ class DeliveryFailed(RuntimeError):
     """Kafka did not acknowledge a record; nothing after it was persisted."""
 
 
+@dataclass
+class _Pending:
+    """A submitted batch: its future and its last record (for the acknowledged offsets)."""
+
+    future: asyncio.Future[Any]
+    topic: str
+    partition: int
+    records: int
+    last: tuple[bytes | None, bytes]
+
+
 class _Outbox:
     """Records of one step, batched per (topic, partition), then awaited together."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self.open: dict[tuple[str, int], Any] = {}
-        self.pending: list[asyncio.Future[Any]] = []
+        self.open: dict[tuple[str, int], tuple[Any, int, tuple[bytes | None, bytes]]] = {}
+        self.pending: list[_Pending] = []
 
     async def send(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
-        batch = self.open.get((topic, partition))
-        if batch is None:
-            batch = self.open[(topic, partition)] = self.producer.create_batch()
+        opened = self.open.get((topic, partition))
+        batch = self.producer.create_batch() if opened is None else opened[0]
+        count = 0 if opened is None else opened[1]
         if batch.append(key=key, value=value, timestamp=None) is not None:
+            self.open[(topic, partition)] = (batch, count + 1, (key, value))
             return
-        await self._submit(topic, partition, batch)
-        batch = self.open[(topic, partition)] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            # Larger than a whole batch: the plain API sends it (or says why not).
-            del self.open[(topic, partition)]
-            future = await self.producer.send(topic, value, key=key, partition=partition)
-            self.pending.append(future)
+        if opened is not None:
+            await self._submit(topic, partition, opened)
+        batch = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is not None:
+            self.open[(topic, partition)] = (batch, 1, (key, value))
+            return
+        # Larger than a whole batch: the plain API sends it (or says why not).
+        self.open.pop((topic, partition), None)
+        future = await self.producer.send(topic, value, key=key, partition=partition)
+        self.pending.append(_Pending(future, topic, partition, 1, (key, value)))
 
-    async def _submit(self, topic: str, partition: int, batch: Any) -> None:
+    async def _submit(
+        self, topic: str, partition: int, opened: tuple[Any, int, tuple[bytes | None, bytes]]
+    ) -> None:
+        batch, count, last = opened
         batch.close()
-        self.pending.append(await self.producer.send_batch(batch, topic, partition=partition))
+        future = await self.producer.send_batch(batch, topic, partition=partition)
+        self.pending.append(_Pending(future, topic, partition, count, last))
 
     async def submit(self) -> None:
         """Hand every open batch to the producer (sent as soon as the loop runs)."""
-        for (topic, partition), batch in self.open.items():
-            await self._submit(topic, partition, batch)
+        for (topic, partition), opened in self.open.items():
+            await self._submit(topic, partition, opened)
         self.open.clear()
 
-    async def flush(self) -> None:
-        """Submit what is open and wait until Kafka acknowledged all of it."""
+    async def flush(self) -> dict[tuple[str, int], Position]:
+        """Submit what is open, wait until Kafka acknowledged all of it, and say where it is.
+
+        Returns, per (topic, partition) written to, the offset of the last record
+        and its fingerprint.
+        """
         await self.submit()
         pending, self.pending = self.pending, []
         if not pending:
-            return
-        results = await asyncio.gather(*pending, return_exceptions=True)
+            return {}
+        results = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise DeliveryFailed(f"Kafka did not acknowledge {len(errors)} batches: {errors[0]!r}")
+        reached: dict[tuple[str, int], Position] = {}
+        for sent, metadata in zip(pending, results, strict=True):
+            last = metadata.offset + sent.records - 1  # type: ignore[union-attr] # errors raised
+            held = reached.get((sent.topic, sent.partition))
+            if held is None or last > held.offset:
+                reached[(sent.topic, sent.partition)] = Position(last, fingerprint(*sent.last))
+        return reached
 
 
 class Delivery:
     """Owns the worker's producer and the order in which a step's effects land."""
 
-    def __init__(
-        self,
-        settings: WorkerSettings,
-        records: PartitionedTable,
-        checkpoints: PartitionedTable,
-        positions: PartitionedTable,
-    ) -> None:
+    def __init__(self, settings: WorkerSettings, state: StateTables) -> None:
         self.settings = settings
         self.topics: TopicNames = settings.topics
-        self.records = records
-        self.checkpoints = checkpoints
-        self.positions = positions
-        self.durable_positions: dict[int, int] = {}
-        """Next input offset per partition whose position record Kafka acknowledged."""
-        self._sent_positions: dict[int, int] = {}
-        self._held_positions: dict[int, int] = {}
-        """Positions reached by a step whose records are not acknowledged yet."""
+        self.state = state
         self._producer: AIOKafkaProducer | None = None
         self._outbox: _Outbox | None = None
 
@@ -165,33 +182,14 @@ class Delivery:
         return self._outbox
 
     async def _flush(self) -> None:
-        await self.outbox.flush()
-        self.durable_positions.update(self._sent_positions)
-        self._sent_positions.clear()
-
-    async def _release_positions(self) -> None:
-        """Write the held positions: the records they stand after were acknowledged."""
-        held, self._held_positions = self._held_positions, {}
-        for partition, next_offset in held.items():
-            key = position_key(partition)
-            value = {"next_offset": next_offset}
-            self.positions.put(key, partition, value)
-            await self.outbox.send(
-                self.positions.changelog, partition, key.encode(), json.dumps(value).encode()
-            )
-            self._sent_positions[partition] = next_offset
-
-    def forget(self, partition: int) -> None:
-        """A partition is gone: its positions are no longer this worker's to commit."""
-        self.durable_positions.pop(partition, None)
-        self._sent_positions.pop(partition, None)
-        self._held_positions.pop(partition, None)
+        self.state.sealing()
+        self.state.acknowledged(await self.outbox.flush())
 
     async def flush(self) -> None:
         """Make everything sent so far durable, positions included (before a handover)."""
         await self._flush()
-        if self._held_positions:
-            await self._release_positions()
+        if self.state.positions.held:
+            await self.state.write_positions(self.outbox)
             await self._flush()
 
     async def deliver(
@@ -210,11 +208,11 @@ class Delivery:
             if extra is not None:
                 await self._send_outputs(extra)
         await self._flush()
-        await self._send_state(step)
-        if extra is not None:
-            await self._send_state(extra)
-        await self._release_positions()
-        self._held_positions.update(step.positions)
+        for landed in (step, extra):
+            if landed is not None:
+                await self.state.write(self.outbox, landed.result.records, landed.checkpoints)
+        await self.state.write_positions(self.outbox)
+        self.state.positions.hold(step.positions)
         await self.outbox.submit()
         return extra
 
@@ -241,27 +239,9 @@ class Delivery:
                 assignment.model_dump_json().encode(),
             )  # fmt: skip
 
-    async def _send_state(self, step: Step) -> None:
-        outbox = self.outbox
-        for key, record in step.result.records.items():
-            data = record.dumps()
-            self.records.put(key, record.partition, data)
-            await outbox.send(self.records.changelog, record.partition, key.encode(), data)
-        for partition, checkpoint in step.checkpoints.items():
-            key = f"p{partition}"
-            self.checkpoints.put(key, partition, checkpoint)
-            await outbox.send(
-                self.checkpoints.changelog, partition, key.encode(), json.dumps(checkpoint).encode()
-            )
-
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         """Send one record outside the step order (a retrain request) and wait for it."""
         producer = self._producer
         if producer is None:
             raise RuntimeError("delivery is not started")
         await producer.send_and_wait(topic, value, key=key)
-
-
-def position_key(partition: int) -> str:
-    """The positions table's key of a partition."""
-    return f"p{partition}"

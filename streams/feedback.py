@@ -28,9 +28,9 @@ from streams.decoding import Rejected, dead_letter, decode_feedback
 if TYPE_CHECKING:
     from streams.delivery import Delivery
     from streams.metrics import WorkerMetrics
-    from streams.ownership import Tables
     from streams.settings import WorkerSettings
-    from streams.state import WorkerState
+    from streams.state.tables import StateTables
+    from streams.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class FeedbackAgent:
         self,
         app: faust.App,
         settings: WorkerSettings,
-        tables: Tables,
+        tables: StateTables,
         state: WorkerState,
         delivery: Delivery,
         metrics: WorkerMetrics,

@@ -17,7 +17,7 @@ from typing import Protocol
 from schemas.dead_letter import DeadLetter
 from schemas.events import CustomerEvent
 from streams.decoding import Rejected, dead_letter, decode_event
-from streams.positions import Positions, Verdict
+from streams.state.positions import Positions, Verdict
 
 
 class InputRecord(Protocol):

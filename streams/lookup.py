@@ -32,8 +32,9 @@ from scoring.customer_record import HISTORY_LIMIT, CustomerRecord, from_micros
 
 if TYPE_CHECKING:
     from streams.metrics import WorkerMetrics
-    from streams.ownership import Ownership, Tables
-    from streams.state import WorkerState
+    from streams.ownership import Ownership
+    from streams.state.tables import StateTables
+    from streams.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 LOCAL_SEGMENTS = "/segments/local"
@@ -68,7 +69,7 @@ class Lookup:
         self,
         app: faust.App,
         events: faust.TopicT,
-        tables: Tables,
+        tables: StateTables,
         ownership: Ownership,
         state: WorkerState,
         metrics: WorkerMetrics,
@@ -131,9 +132,9 @@ class Lookup:
         rescorer = self.state.rescorer
         if rescorer is None:
             return view.error(503, "no model is loaded yet")
-        data = self.tables.records.get(customer_id, -1)
-        record = None if data is None else CustomerRecord.loads(data)
-        if record is not None and record.partition not in self.ownership.owned:
+        owned = self.ownership.owned
+        record = self.tables.find_record(customer_id, owned)
+        if record is not None and record.partition not in owned:
             return view.error(503, "the customer's partition is being handed over")
         if record is None or record.segment_id is None:
             return view.error(404, "unknown customer", customer_id=customer_id)

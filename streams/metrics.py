@@ -23,6 +23,7 @@ from prometheus_client import Counter as PromCounter
 from schemas.model import RejectionReason
 from schemas.segments import SegmentChange
 from scoring.holdout import HoldoutPolicy
+from scoring.standings import Standings
 
 OUTCOMES = ("applied", "duplicate", "too_old", "session", "future")
 LATENCY_BUCKETS = (
@@ -149,6 +150,15 @@ class WorkerMetrics:
             "rescorer_drift_detections_total",
             "ADWIN detections on customers' distance to their centroid", registry=r,
         )  # fmt: skip
+        self.store_wipes = PromCounter(
+            "rescorer_store_wipes_total",
+            "Table partitions on disk found untrustworthy and rebuilt from the changelog",
+            ["table", "reason"], registry=r,
+        )  # fmt: skip
+        self.store_bytes = Gauge(
+            "rescorer_store_disk_bytes", "Bytes of the held table partitions on disk",
+            ["table"], registry=r,
+        )  # fmt: skip
         self.input_gaps = PromCounter(
             "rescorer_input_offset_gaps_total",
             "Jumps over input offsets that hold no records (transaction markers, compaction)",
@@ -245,10 +255,10 @@ class WorkerMetrics:
         for segment, value in centroid_drift.items():
             self.centroid_drift.labels(segment, label).set(value)
 
-    def set_partition(self, partition: int, assigned: Iterable[tuple[str, int]] | None) -> None:
-        """Replace a partition's population from its (customer, segment) pairs after a
+    def set_partition(self, partition: int, standings: Standings | None) -> None:
+        """Replace a partition's population from where its customers stand after a
         rebalance; None drops the partition."""
-        if assigned is None:
+        if standings is None:
             self._population.pop(partition, None)
             self._holdout.pop(partition, None)
             label = str(partition)
@@ -260,12 +270,22 @@ class WorkerMetrics:
                 with contextlib.suppress(KeyError):
                     self.centroid_drift.remove(segment, label)
         else:
-            pairs = list(assigned)
-            policy = self.holdout_policy
-            self._population[partition] = Counter(segment for _, segment in pairs)
-            self._holdout[partition] = Counter(
-                segment for customer, segment in pairs if policy.is_holdout(customer, segment)
+            assigned = standings.assigned
+            segments = standings.segment[assigned]
+            values, counts = np.unique(segments, return_counts=True)
+            self._population[partition] = Counter(
+                dict(zip(values.tolist(), counts.tolist(), strict=True))
             )
+            policy = self.holdout_policy
+            held: Counter[int] = Counter()
+            if policy.enabled:
+                keys = standings.keys
+                for row, segment in zip(
+                    np.flatnonzero(assigned).tolist(), segments.tolist(), strict=True
+                ):
+                    if policy.is_holdout(keys[row], segment):
+                        held[segment] += 1
+            self._holdout[partition] = held
         self._publish()
 
     def _totals(self) -> tuple[Counter[int], Counter[int]]:

@@ -18,67 +18,17 @@ agrees; table recovery then restores the changelogs. So:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from scoring.customer_record import CustomerRecord, to_micros
 from scoring.drift_monitor import DriftMonitor
 from scoring.reassignment import Rescorer
 from streams.batch_reader import BatchReader
-from streams.delivery import Delivery, position_key
 from streams.metrics import WorkerMetrics
-from streams.positions import Positions
-from streams.table_access import PartitionedTable
+from streams.state.tables import StateTables
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Tables:
-    """The worker's three changelog-backed tables.
-
-    Customer records are kept as the bytes of their changelog value and
-    decoded when read: a million customers as bytes are a fraction of their
-    size as objects, and bytes cost the garbage collector nothing.
-    """
-
-    records: PartitionedTable
-    checkpoints: PartitionedTable
-    positions: PartitionedTable
-
-    def record(self, key: str, partition: int) -> CustomerRecord | None:
-        """A customer's record, decoded from the bytes the store keeps."""
-        data = self.records.get(key, partition)
-        return None if data is None else CustomerRecord.loads(data)
-
-    def records_of(self, partitions: Iterable[int]) -> dict[int, list[tuple[str, CustomerRecord]]]:
-        """Every customer record of `partitions`, grouped by partition (one scan)."""
-        wanted = set(partitions)
-        grouped: dict[int, list[tuple[str, CustomerRecord]]] = {p: [] for p in wanted}
-        for key, data in self.records.items():
-            record = CustomerRecord.loads(data)
-            if record.partition in wanted:
-                grouped[record.partition].append((str(key), record))
-        return grouped
-
-    def position(self, partition: int) -> int | None:
-        """The persisted next input offset of a partition, or None (never processed)."""
-        stored = self.positions.get(position_key(partition), partition)
-        if stored is None:
-            # Before positions had a table of their own they lived in the
-            # centroids table as "o{n}"; read them there once after an upgrade.
-            stored = self.checkpoints.get(f"o{partition}", partition)
-        offset = stored.get("next_offset") if isinstance(stored, dict) else None
-        return offset if isinstance(offset, int) else None
-
-
-def evaluations(items: Iterable[tuple[str, CustomerRecord]]) -> list[tuple[int, tuple[float, ...]]]:
-    """The (as_of micros, vector) of every evaluated record: its drift contribution."""
-    return [
-        (to_micros(r.as_of), r.vector)
-        for _, r in items
-        if r.vector is not None and r.as_of is not None
-    ]
 
 
 @dataclass
@@ -86,7 +36,6 @@ class Ownership:
     """The owned event partitions, and the assignment Faust most recently made."""
 
     owned: set[int] = field(default_factory=set)
-    positions: Positions = field(default_factory=Positions)
     pending: set[int] | None = None
     reading: bool = False
     _lost: set[int] = field(default_factory=set)
@@ -105,42 +54,36 @@ class Ownership:
         self,
         rescorer: Rescorer,
         monitor: DriftMonitor,
-        tables: Tables,
+        state: StateTables,
         reader: BatchReader,
-        delivery: Delivery,
         metrics: WorkerMetrics,
     ) -> None:
         """Make the pending assignment the owned one (tables must be recovered)."""
         if self.pending is None:
             return
         assigned, self.pending = self.pending, None
+        positions = state.positions
         for partition in sorted((self.owned - assigned) | self._lost):
             rescorer.drop_shard(partition)
             monitor.drop_partition(partition)
             metrics.set_partition(partition, None)
-            self.positions.forget(partition)
-            delivery.forget(partition)
+            state.forget(partition)
             self.owned.discard(partition)
         self._lost.clear()
-        new = assigned - self.owned
-        restored = tables.records_of(new)
-        for partition in sorted(new):
-            items = restored[partition]
-            checkpoint = tables.checkpoints.get(f"p{partition}", partition)
-            shard = rescorer.restore_shard(
-                partition, items, checkpoint if isinstance(checkpoint, dict) else None
-            )
-            monitor.rebuild(partition, evaluations(items))
-            metrics.set_partition(
-                partition, [(key, r.segment_id) for key, r in items if r.segment_id is not None]
-            )
-            self.positions.restore(partition, tables.position(partition))
+        for partition in sorted(assigned - self.owned):
+            began = time.perf_counter()
+            standings = state.standings(partition)
+            shard = rescorer.restore_shard(partition, standings, state.checkpoint(partition))
+            monitor.rebuild(partition, standings)
+            metrics.set_partition(partition, standings)
+            positions.restore(partition, state.persisted_position(partition))
             log.info(
-                "partition %d: %d customers restored, watermark %s, next offset %s",
-                partition, len(items), shard.watermark, self.positions.next_offset.get(partition),
+                "partition %d: %d customers restored in %.2fs, watermark %s, next offset %s",
+                partition, len(standings), time.perf_counter() - began, shard.watermark,
+                positions.next_offset.get(partition),
             )  # fmt: skip
-        wanted = {p: self.positions.next_offset.get(p) for p in assigned}
+        wanted = {p: positions.next_offset.get(p) for p in assigned}
         for partition, offset in (await reader.assign(wanted)).items():
-            self.positions.restore(partition, offset)
+            positions.restore(partition, offset)
         self.owned = assigned
         self.reading = True

@@ -25,10 +25,11 @@ from streams.batch_reader import BatchReader
 from streams.delivery import Delivery, Step
 from streams.intake import Intake, take
 from streams.metrics import WorkerMetrics
-from streams.ownership import Ownership, Tables
+from streams.ownership import Ownership
 from streams.settings import WorkerSettings
-from streams.state import WorkerState
+from streams.state.tables import StateTables
 from streams.step_collector import StepCollector
+from streams.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Pipeline:
         settings: WorkerSettings,
         state: WorkerState,
         ownership: Ownership,
-        tables: Tables,
+        tables: StateTables,
         reader: BatchReader,
         delivery: Delivery,
         metrics: WorkerMetrics,
@@ -66,7 +67,6 @@ class Pipeline:
         self.collector = StepCollector()
         self._stopping = asyncio.Event()
         self.finished = asyncio.Event()
-        self._committed: dict[int, int] = {}
         self._commit_due = 0.0
         self._generation = 0
         self._last_events = float("-inf")
@@ -105,9 +105,7 @@ class Pipeline:
         if ownership.pending is not None:
             async with state.lock:
                 if not self.rebalancing():
-                    await ownership.sync(
-                        rescorer, monitor, self.tables, self.reader, self.delivery, self.metrics
-                    )
+                    await ownership.sync(rescorer, monitor, self.tables, self.reader, self.metrics)
                     self._generation += 1
         if not ownership.reading or not ownership.owned:
             await asyncio.sleep(IDLE_SECONDS)
@@ -136,7 +134,7 @@ class Pipeline:
         now = datetime.now(UTC)
         intake = take(
             records, self.settings.topics.events, self.ownership.owned,
-            self.ownership.positions, now,
+            self.tables.positions, now,
         )  # fmt: skip
         result = rescorer.process(intake.events, self._lookup, now)
         batch = Step(result, intake.letters, intake.positions, self._checkpoints(rescorer, result))
@@ -219,20 +217,17 @@ class Pipeline:
         if not force and now < self._commit_due:
             return
         self._commit_due = now + self.settings.commit_interval_seconds
-        durable = {
-            p: o
-            for p, o in self.delivery.durable_positions.items()
-            if p in self.ownership.owned and self._committed.get(p) != o
-        }
+        positions = self.tables.positions
+        durable = positions.to_commit(self.ownership.owned)
         ready = durable and self.ownership.reading and not self.rebalancing()
         if ready and await self.commit_offsets(durable):
-            self._committed.update(durable)
+            positions.committed.update(durable)
 
     def lag(self) -> dict[int, int]:
         """Input not yet processed per owned partition (as of the last fetch)."""
         lag: dict[int, int] = {}
         for partition in sorted(self.ownership.owned):
-            expected = self.ownership.positions.next_offset.get(partition)
+            expected = self.tables.positions.next_offset.get(partition)
             highwater = self.reader.highwater(partition)
             if expected is not None and highwater is not None and highwater >= 0:
                 lag[partition] = max(0, highwater - expected)

@@ -28,8 +28,13 @@ class WorkerSettings(RescorerSettings):
     app_id: str = "segment-rescorer"
     partitions: Annotated[int, Field(ge=1, le=1024)] = 8
     replication_factor: Annotated[int, Field(ge=1)] = 1
-    store: Literal["memory://"] = "memory://"
+    store: Literal["rescorer://", "memory://"] = "rescorer://"
+    """``rescorer://``: durable, a log file per table partition under `data_dir`;
+    ``memory://``: Faust's in-memory store, rebuilt from the changelogs on every start."""
     data_dir: Path = Path("./worker-data")
+    group_instance_id: Annotated[str, Field(min_length=1, max_length=249)] | None = None
+    """Kafka static group membership (KIP-345): a restart within the session timeout
+    keeps this worker's partitions, with no rebalance."""
     standby_replicas: Annotated[int, Field(ge=0)] = 1
     hysteresis_margin: Annotated[float, AfterValidator(check_margin)] = DEFAULT_MARGIN
     learning_rate: Annotated[float, Field(ge=0.0, le=1.0)] = DEFAULT_LEARNING_RATE

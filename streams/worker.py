@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import faust
 import mode
@@ -30,16 +30,20 @@ from streams.aside_consumer import aside_consumer
 from streams.batch_reader import BatchReader
 from streams.delivery import Delivery
 from streams.drift_ticks import DriftTicks
+from streams.faust_internals import PromptTableManager
 from streams.feedback import FeedbackAgent
 from streams.kafka_clients import faust_broker_settings
 from streams.lookup import Lookup
 from streams.metrics import WorkerMetrics
 from streams.model_source import ModelWatcher
-from streams.ownership import Ownership, Tables, evaluations
+from streams.ownership import Ownership
 from streams.pipeline import Pipeline
 from streams.settings import WorkerSettings
-from streams.state import WorkerState
-from streams.table_access import PartitionedTable
+from streams.state.changelog_probe import ChangelogProbe
+from streams.state.store import SCHEME, StoreContext
+from streams.state.tables import StateTables
+from streams.state.trust import WipeReason
+from streams.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 8.0
@@ -55,6 +59,7 @@ class RescorerWorker:
             settings.app_id,
             **faust_broker_settings(settings),
             store=settings.store,
+            consumer_group_instance_id=settings.group_instance_id,
             datadir=str(settings.data_dir),
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication_factor,
@@ -75,6 +80,7 @@ class RescorerWorker:
             web_graph_enabled=False,
             web_router_enabled=False,
             autodiscover=False,
+            TableManager=PromptTableManager,
         )
         # The transport builds its consumer from this attribute; setting it on this
         # app's transport instance leaves any other app in the process as it is.
@@ -84,22 +90,23 @@ class RescorerWorker:
             key_serializer="raw", value_serializer="raw", acks=False,
         )  # fmt: skip
         self.app.topics.add(self.events)
-        self.tables = Tables(
-            records=self._table("customers", "raw"),
-            checkpoints=self._table("centroids", "json"),
-            positions=self._table("positions", "json"),
-        )
+        self.metrics = WorkerMetrics(HoldoutPolicy.from_settings(settings))
+        self.store_context: StoreContext | None = None
+        if settings.store.startswith(f"{SCHEME}:"):
+            self.store_context = StoreContext(
+                settings.data_dir / "state", settings.app_id, ChangelogProbe(settings),
+                self._on_store_wipe,
+            )  # fmt: skip
+            self.store_context.lock()
+        self.tables = StateTables(self.app, settings.partitions, self.store_context)
         self.state = WorkerState(settings.rescore_config(), settings.drift_adwin_delta)
         self.ownership = Ownership()
-        self.metrics = WorkerMetrics(HoldoutPolicy.from_settings(settings))
         self.metrics.info.info(
             {"worker_id": settings.worker_id, "app_id": settings.app_id, "version": PACKAGE_VERSION,
              "clock": settings.clock, "store": settings.store}
         )  # fmt: skip
         self.reader = BatchReader(settings, topics.events)
-        self.delivery = Delivery(
-            settings, self.tables.records, self.tables.checkpoints, self.tables.positions
-        )
+        self.delivery = Delivery(settings, self.tables)
         self.pipeline = Pipeline(
             settings, self.state, self.ownership, self.tables, self.reader, self.delivery,
             self.metrics, lambda: bool(self.app.rebalancing), self._commit,
@@ -125,18 +132,8 @@ class RescorerWorker:
         # Faust takes a service instance as well as a class (`App._prepare_subservice`).
         self.app.service(_PipelineService(self))  # type: ignore[arg-type]
 
-    def _table(self, name: str, value_serializer: str) -> PartitionedTable:
-        table = cast(
-            "faust.Table[str, Any]",
-            self.app.Table(name, key_type=str, partitions=self.settings.partitions),
-        )
-        # Keys travel as plain UTF-8; the store is built lazily, the changelog topic is not.
-        table.key_serializer = "raw"
-        table.value_serializer = value_serializer
-        changelog = cast(faust.Topic, table.changelog_topic)
-        changelog.key_serializer = "raw"
-        changelog.value_serializer = value_serializer
-        return PartitionedTable(table)
+    def _on_store_wipe(self, table: str, partition: int, reason: WipeReason, detail: str) -> None:
+        self.metrics.store_wipes.labels(table, reason.value).inc()
 
     # -- models -----------------------------------------------------------------
 
@@ -152,8 +149,8 @@ class RescorerWorker:
                 state.counts["model_swaps"] += 1
                 _, monitor = state.scoring()
                 # New reference bins: the drift population is rebuilt from the records.
-                for partition, items in self.tables.records_of(self.ownership.owned).items():
-                    monitor.rebuild(partition, evaluations(items))
+                for partition in sorted(self.ownership.owned):
+                    monitor.rebuild(partition, self.tables.standings(partition))
                 self.policy.reset(monitor.detections)
             self.metrics.set_model(
                 model.version,
@@ -206,6 +203,8 @@ class RescorerWorker:
 
     async def _drift_tick(self) -> None:
         """Publish drift and per-partition gauges; ask for a retrain when it is due."""
+        for table, size in self.tables.disk_bytes().items():
+            self.metrics.store_bytes.labels(table).set(size)
         if not self.state.model_ready.is_set() or not self.ownership.reading:
             return
         async with self.state.lock:
@@ -257,3 +256,5 @@ class _PipelineService(mode.Service):
         await self.worker.delivery.stop()
         await pipeline.commit(force=True)
         await self.worker.reader.stop()
+        if self.worker.store_context is not None:
+            await self.worker.store_context.probe.stop()

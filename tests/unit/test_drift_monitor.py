@@ -13,6 +13,7 @@ from scoring.population import PopulationHistogram
 from scoring.reassignment import Scored
 from scoring.retrain_policy import RetrainPolicy, RetrainThresholds
 from scoring.rfm import MICROS_PER_DAY
+from scoring.standings import Standings
 from tests.support.toy_model import toy_model
 
 DAY0 = 20_000.0  # days since the epoch
@@ -94,7 +95,11 @@ def test_an_incrementally_kept_population_equals_one_rebuilt_from_the_final_reco
         for c, a, r in zip(who, as_of.astype(np.int64), raw, strict=True):
             latest[int(c)] = (int(a), r.tolist())
     rebuilt = PopulationHistogram(*edges)
-    rebuilt.rebuild(0, latest.values())
+    rebuilt.rebuild(
+        0,
+        np.array([a for a, _ in latest.values()], dtype=np.int64),
+        np.array([v for _, v in latest.values()], dtype=np.float64),
+    )
     at = {0: int((DAY0 + 500) * MICROS_PER_DAY)}
     for a, b in zip(
         dataclass_values(kept.counts(at)), dataclass_values(rebuilt.counts(at)), strict=True
@@ -154,8 +159,19 @@ def test_a_new_model_starts_the_population_afresh_until_it_is_rebuilt() -> None:
     monitor.set_model(model_of(sample))
     assert monitor.feature_drift(clock()).customers == 0
     micros = int(DAY0 * MICROS_PER_DAY)
-    monitor.rebuild(0, [(micros, tuple(row)) for row in sample.tolist()])
+    monitor.rebuild(0, standings_of(sample, micros))
     assert monitor.feature_drift(clock()).customers == 2_000
+
+
+def standings_of(sample: np.ndarray, micros: int) -> Standings:
+    n = len(sample)
+    return Standings(
+        [f"c{i}" for i in range(n)],
+        np.zeros(n, dtype=np.int64),
+        np.ones(n, dtype=np.int64),
+        np.full(n, micros, dtype=np.int64),
+        sample.astype(np.float64),
+    )
 
 
 def drift(psi: float, customers: int = 1_000) -> FeatureDrift:

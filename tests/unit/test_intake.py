@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from streams.intake import take
-from streams.positions import Positions
+from streams.state.positions import Positions
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
 

@@ -9,13 +9,13 @@ import numpy as np
 import polars as pl
 
 from offline.model_comparison import (
-    QualityGates,
     compare,
     feedback_agreement,
     feedback_gate,
     feedback_rows,
     scores_on,
 )
+from offline.quality_gates import QualityGates
 from schemas.feedback import SegmentFeedback
 from schemas.model import SegmentModel, ValidationMetrics
 from scoring.space import ModelSpace

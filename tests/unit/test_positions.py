@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.positions import Positions, Verdict
+from streams.state.positions import Positions, Verdict
 
 
 def test_a_restored_partition_skips_what_was_persisted_and_crosses_a_hole() -> None:

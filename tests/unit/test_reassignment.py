@@ -14,6 +14,7 @@ from schemas.segments import FEATURE_NAMES, ChangeReason, SegmentAssignment, Seg
 from scoring.customer_record import CustomerRecord
 from scoring.online_clusters import OnlineCentroids
 from scoring.reassignment import Lookup, RescoreConfig, Rescorer
+from scoring.standings import Standings
 from tests.support.toy_model import AT_RISK, CENTROIDS, CHAMPIONS, REGULAR, toy_model
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
@@ -202,7 +203,8 @@ def test_restore_shard_rebuilds_clock_and_due_times_and_centroids() -> None:
     h.feed(*[purchase(f"c{i}", T0 + timedelta(hours=i), 10.0 * (i + 1)) for i in range(20)])
     checkpoint = h.rescorer.checkpoint(0)
     again = Rescorer(toy_model(), config)
-    shard = again.restore_shard(0, h.records.items(), checkpoint)
+    standings = Standings.of_records((k, r.dumps()) for k, r in h.records.items())
+    shard = again.restore_shard(0, standings, checkpoint)
     assert shard.watermark == T0 + timedelta(hours=19)
     assert len(shard.due) == 20
     assert shard.centroids.checkpoint() == h.rescorer.shard(0).centroids.checkpoint()

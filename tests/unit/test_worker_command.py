@@ -20,7 +20,11 @@ from tests.support.cli import run
         ),
         ([], {"RESCORER_CLOCK": "sundial"}, "RESCORER_CLOCK: Input should be 'event' or 'wall'"),
         ([], {"RESCORER_SWEEP_PERIOD_HOURS": "-1"}, "RESCORER_SWEEP_PERIOD_HOURS"),
-        ([], {"RESCORER_STORE": "rocksdb://"}, "RESCORER_STORE: Input should be 'memory://'"),
+        (
+            [],
+            {"RESCORER_STORE": "rocksdb://"},
+            "RESCORER_STORE: Input should be 'rescorer://' or 'memory://'",
+        ),
         (
             [],
             {"RESCORER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},

@@ -1,0 +1,87 @@
+"""Read what `streams.state.trust` needs of changelog partitions: bounds, one record each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.settings import RescorerSettings
+from streams.kafka_clients import aiokafka_config
+from streams.state.log_file import Position, fingerprint
+from streams.state.trust import Changelog
+
+PROBE_SECONDS = 10.0
+
+
+class ChangelogProbe:
+    """A group-less consumer that looks at changelog partitions, started on first use."""
+
+    def __init__(self, settings: RescorerSettings) -> None:
+        self.settings = settings
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                **aiokafka_config(self.settings),
+                group_id=None,
+                enable_auto_commit=False,
+                fetch_max_wait_ms=50,
+                max_partition_fetch_bytes=64 * 1024,
+            )
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def stop(self) -> None:
+        """Disconnect (a later look connects again)."""
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+    async def look(
+        self, positions: Mapping[tuple[str, int], Position | None]
+    ) -> dict[tuple[str, int], Changelog]:
+        """Bounds of each (topic, partition), and the record at or after each position."""
+        async with self._lock:
+            consumer = await self._started()
+            tps = {key: TopicPartition(*key) for key in positions}
+            starts: dict[Any, int] = await consumer.beginning_offsets(list(tps.values()))
+            ends: dict[Any, int] = await consumer.end_offsets(list(tps.values()))
+            wanted = {
+                tp: position.offset
+                for key, tp in tps.items()
+                if (position := positions[key]) is not None
+                and starts[tp] <= position.offset < ends[tp]
+            }
+            found = await self._first_records(consumer, wanted)
+            return {key: Changelog(starts[tp], ends[tp], found.get(tp)) for key, tp in tps.items()}
+
+    @staticmethod
+    async def _first_records(
+        consumer: AIOKafkaConsumer, wanted: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, tuple[int, int]]:
+        """(offset, fingerprint) of the first record at or after each wanted offset."""
+        if not wanted:
+            consumer.assign([])
+            return {}
+        consumer.assign(list(wanted))
+        for tp, offset in wanted.items():
+            consumer.seek(tp, offset)
+        found: dict[TopicPartition, tuple[int, int]] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PROBE_SECONDS
+        while len(found) < len(wanted) and loop.time() < deadline:
+            missing = [tp for tp in wanted if tp not in found]
+            batches = await consumer.getmany(*missing, timeout_ms=200)
+            for tp, records in batches.items():
+                if records and tp not in found:
+                    record = records[0]
+                    found[tp] = (record.offset, fingerprint(record.key, record.value))
+                    consumer.pause(tp)
+        consumer.assign([])
+        return found

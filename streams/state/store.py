@@ -1,0 +1,368 @@
+"""The worker's table store (``rescorer://``): memory for reads, a log file per partition.
+
+Faust finds it by its URL scheme through the ``faust.stores`` entry point
+(``pyproject.toml``). Each table gets one; per partition it keeps:
+
+- for an *active* partition, every key's value in a dict, read and written
+  by the worker (`get`, `put`), as bytes;
+- for an active or *standby* partition, a `PartitionLog` on disk, the
+  changelog's prefix up to an offset it records in the same write.
+
+A value the worker `put`s is in memory at once and on disk once Kafka has
+acknowledged its changelog record: `seal` marks what a flush is about to
+cover, `commit` appends it with the acknowledged offset. Faust's recovery
+asks `persisted_offset` and replays only the changelog after it; what it
+replays (and a standby's stream) is appended the same way. When the group
+gives this worker a partition, its file is checked against the changelog
+(`streams.state.trust`) and rebuilt when it cannot be trusted: one warning,
+and ``rescorer_store_wipes_total{reason}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faust.stores.base import Store
+from faust.types import TP, EventT
+
+from streams.state.changelog_probe import ChangelogProbe
+from streams.state.log_file import (
+    Contents,
+    LogMeta,
+    PartitionLog,
+    Position,
+    Unreadable,
+    fingerprint,
+    read_log,
+)
+from streams.state.trust import WipeReason, judge
+
+log = logging.getLogger(__name__)
+
+SCHEME = "rescorer"
+COMPACTION_SLACK_BYTES = 4 * 1024 * 1024
+"""A file is compacted once it is twice its last compacted size plus this."""
+OPTION = "rescorer_state"
+"""The key of the `StoreContext` in a table's store options."""
+
+WipeListener = Callable[[str, int, WipeReason, str], None]
+
+
+class DataDirInUse(RuntimeError):
+    """Another worker holds the data directory."""
+
+
+@dataclass
+class StoreContext:
+    """What every table's store of one worker shares: where, whose, and who to tell."""
+
+    directory: Path
+    app_id: str
+    probe: ChangelogProbe
+    on_wipe: WipeListener = lambda table, partition, reason, detail: None
+    _lock_fd: int = field(default=-1, repr=False)
+
+    def lock(self) -> None:
+        """Take the directory for this process (`DataDirInUse` if another one has it)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise DataDirInUse(
+                f"data directory {self.directory.parent} is in use by worker pid {holder}: "
+                "each worker needs a data directory of its own (RESCORER_DATA_DIR)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Release the directory."""
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+class _ActiveView(Mapping[str, bytes]):
+    """Faust's mapping view of the store: the active partitions, read-only."""
+
+    def __init__(self, partitions: dict[int, dict[str, bytes]]) -> None:
+        self._partitions = partitions
+
+    def __getitem__(self, key: str) -> bytes:
+        for data in self._partitions.values():
+            if key in data:
+                return data[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        for data in self._partitions.values():
+            yield from data
+
+    def __len__(self) -> int:
+        return sum(len(data) for data in self._partitions.values())
+
+
+class DurableStore(Store[str, bytes]):
+    """One table's partitions in memory (active) and on disk (active and standby)."""
+
+    def __init__(self, url: Any, app: Any, table: Any, **kwargs: Any) -> None:
+        super().__init__(url, app, table, **kwargs)
+        options = self.options or {}
+        context = options.get(OPTION)
+        if not isinstance(context, StoreContext):
+            raise TypeError(f"a {SCHEME}:// store needs a StoreContext in options[{OPTION!r}]")
+        self.context = context
+        self.topic = table.changelog_topic.get_topic_name()
+        self._active: dict[int, dict[str, bytes]] = {}
+        self._logs: dict[int, PartitionLog] = {}
+        self._staged: dict[int, dict[str, bytes | None]] = {}
+        self._sealed: dict[int, dict[str, bytes | None]] = {}
+        self._positions: dict[int, Position] = {}
+        self._compaction = asyncio.Lock()
+        self._compacting: set[asyncio.Future[None]] = set()
+        self.data = _ActiveView(self._active)  # type: ignore[assignment] # read-only on purpose
+
+    # -- the worker's partition-addressed access ---------------------------------
+
+    def get(self, key: str, partition: int) -> bytes | None:  # type: ignore[override]
+        """The value of `key` in active `partition`, or None."""
+        data = self._active.get(partition)
+        return None if data is None else data.get(key)
+
+    def put(self, key: str, partition: int, value: bytes) -> None:
+        """Set `key` now; on disk once `commit` says its changelog record is acknowledged."""
+        self._active[partition][key] = value
+        self._staged.setdefault(partition, {})[key] = value
+
+    def partition_items(self, partition: int) -> Iterable[tuple[str, bytes]]:
+        """Every (key, value) of active `partition`."""
+        return self._active.get(partition, {}).items()
+
+    def seal(self) -> None:
+        """What was put so far is what the coming flush acknowledges."""
+        for partition, staged in self._staged.items():
+            self._sealed.setdefault(partition, {}).update(staged)
+        self._staged.clear()
+
+    def commit(self, acknowledged: Mapping[int, Position]) -> None:
+        """Write what was sealed, for partitions whose changelog reached these positions."""
+        for partition, position in acknowledged.items():
+            sealed = self._sealed.pop(partition, None)
+            partition_log = self._logs.get(partition)
+            if sealed and partition_log is not None:
+                partition_log.append(sealed.items(), position)
+                self._positions[partition] = position
+                self._maybe_compact(partition, partition_log)
+
+    def disk_bytes(self) -> int:
+        """Bytes of this table's files of the partitions held."""
+        return sum(partition_log.size for partition_log in self._logs.values())
+
+    # -- Faust's store interface ----------------------------------------------------
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        """The changelog offset the partition's file reflects (recovery reads after it)."""
+        partition_log = self._logs.get(tp.partition)
+        position = None if partition_log is None else self._positions.get(tp.partition)
+        return None if position is None else position.offset
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        """Unused: offsets are written with the data (`commit`, `apply_changelog_batch`)."""
+
+    def apply_changelog_batch(
+        self,
+        batch: Iterable[EventT[Any]],
+        to_key: Callable[[Any], Any],
+        to_value: Callable[[Any], Any],
+    ) -> None:
+        """Recovery's (and a standby's) changelog records: memory if active, then disk."""
+        grouped: dict[int, list[EventT[Any]]] = {}
+        for event in batch:
+            grouped.setdefault(event.message.partition, []).append(event)
+        for partition, events in grouped.items():
+            entries: dict[str, bytes | None] = {}
+            for event in events:
+                key = event.message.key
+                if key is None:
+                    raise TypeError(f"changelog record without a key: {event.message}")
+                entries[key.decode()] = event.message.value
+            data = self._active.get(partition)
+            if data is not None:
+                for name, value in entries.items():
+                    if value is None:
+                        data.pop(name, None)
+                    else:
+                        data[name] = value
+            last = events[-1].message
+            position = Position(last.offset, fingerprint(last.key, last.value))
+            self._positions[partition] = position
+            partition_log = self._logs.get(partition)
+            if partition_log is not None:
+                partition_log.append(entries.items(), position)
+                self._maybe_compact(partition, partition_log)
+
+    async def on_rebalance(
+        self,
+        assigned: set[TP],
+        revoked: set[TP],
+        newly_assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        """Open, check and load the partitions now held; let go of the others."""
+        mine = {tp.partition for tp in assigned if tp.topic == self.topic}
+        standby = {
+            tp.partition for tp in self.app.assignor.assigned_standbys() if tp.topic == self.topic
+        }
+        for partition in sorted(set(self._logs) - mine):
+            self._release(partition)
+        opening = sorted(mine - set(self._logs))
+        loaded = await self._open(opening) if opening else {}
+        for partition in sorted(mine):
+            if partition in standby:
+                self._active.pop(partition, None)
+            elif partition not in self._active:
+                entries = loaded.get(partition)
+                if entries is None:  # held as a standby until now: its file is current
+                    entries = read_log(self._logs[partition].path).entries
+                self._active[partition] = entries
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        """Nothing to drop: `on_rebalance` already keeps only what is held."""
+
+    def reset_state(self) -> None:
+        """Delete this table's files (``faust reset``-style wipe of local state)."""
+        for partition in list(self._logs):
+            self._logs.pop(partition).wipe()
+        self._active.clear()
+        self._positions.clear()
+
+    def _clear(self) -> None:
+        self._active.clear()
+
+    async def backup_partition(
+        self, tp: TP | int, flush: bool = True, purge: bool = False, keep: int = 1
+    ) -> None:
+        """No backups: the changelog is the backup."""
+
+    def restore_backup(self, tp: TP | int, latest: bool = True, backup_id: int = 0) -> None:
+        """No backups: the changelog is the backup."""
+
+    async def on_stop(self) -> None:
+        """Let a compaction in progress finish, then close the files."""
+        async with self._compaction:
+            for partition in list(self._logs):
+                self._release(partition)
+
+    # -- partitions -------------------------------------------------------------------
+
+    def _path(self, partition: int) -> Path:
+        return self.context.directory / self.table_name / f"p{partition}.log"
+
+    def _meta(self, partition: int) -> LogMeta:
+        return LogMeta(self.context.app_id, self.table_name, self.topic, partition)
+
+    def _release(self, partition: int) -> None:
+        partition_log = self._logs.pop(partition, None)
+        if partition_log is not None:
+            partition_log.close()
+        self._active.pop(partition, None)
+        self._staged.pop(partition, None)
+        self._sealed.pop(partition, None)
+        self._positions.pop(partition, None)
+
+    def _read(self, partition: int) -> Contents | tuple[WipeReason, str] | None:
+        """A partition's file (None: there is none), or why it cannot be used."""
+        path = self._path(partition)
+        if not path.exists():
+            return None
+        try:
+            contents = read_log(path)
+        except (OSError, Unreadable) as exc:
+            return WipeReason.UNREADABLE, f"unreadable: {exc}"
+        expected = self._meta(partition)
+        mismatch = expected.mismatch(contents.meta)
+        if mismatch is None:
+            return contents
+        reason = WipeReason.FORMAT if contents.meta.format != expected.format else WipeReason.APP_ID
+        return reason, mismatch
+
+    async def _open(self, partitions: list[int]) -> dict[int, dict[str, bytes]]:
+        """Read each partition's file, check it against the changelog, keep or rebuild it.
+
+        Returns the entries of the files kept.
+        """
+        began = time.perf_counter()
+        found = {partition: self._read(partition) for partition in partitions}
+        looked = await self.context.probe.look(
+            {(self.topic, p): f.position for p, f in found.items() if isinstance(f, Contents)}
+        )
+        kept: dict[int, dict[str, bytes]] = {}
+        for partition, contents in found.items():
+            why = contents
+            if isinstance(contents, Contents):
+                verdict = judge(contents.position, looked[(self.topic, partition)])
+                if verdict.keep:
+                    self._keep(partition, contents, verdict.behind)
+                    kept[partition] = contents.entries
+                    continue
+                assert verdict.reason is not None  # noqa: S101 - set whenever keep is False
+                why = verdict.reason, verdict.detail
+            if isinstance(why, tuple):
+                reason, detail = why
+                log.warning(
+                    "store %s[%d] not used, rebuilding it from the changelog: %s",
+                    self.table_name, partition, detail,
+                )  # fmt: skip
+                self.context.on_wipe(self.table_name, partition, reason, detail)
+            self._logs[partition] = PartitionLog.create(
+                self._path(partition), self._meta(partition)
+            )
+        log.info(
+            "store %s: partitions %s opened in %.2fs",
+            self.table_name, partitions, time.perf_counter() - began,
+        )  # fmt: skip
+        return kept
+
+    def _keep(self, partition: int, contents: Contents, behind: int) -> None:
+        self._logs[partition] = PartitionLog.open(self._path(partition), contents)
+        if contents.position is not None:
+            self._positions[partition] = contents.position
+        log.info(
+            "store %s[%d]: %d keys on disk at offset %s, %d changelog records after it",
+            self.table_name, partition, len(contents.entries),
+            None if contents.position is None else contents.position.offset, behind,
+        )  # fmt: skip
+
+    def _maybe_compact(self, partition: int, partition_log: PartitionLog) -> None:
+        if partition_log.wants_compaction(COMPACTION_SLACK_BYTES) and not self._compaction.locked():
+            task = asyncio.ensure_future(self._compact(partition, partition_log))
+            self._compacting.add(task)
+            task.add_done_callback(self._compacting.discard)
+
+    async def _compact(self, partition: int, partition_log: PartitionLog) -> None:
+        async with self._compaction:
+            if self._logs.get(partition) is not partition_log:
+                return
+            upto = partition_log.compaction_point()
+            temporary = await asyncio.to_thread(partition_log.write_snapshot, upto)
+            if self._logs.get(partition) is not partition_log:
+                temporary.unlink(missing_ok=True)
+                return
+            before = partition_log.size
+            partition_log.finish_compaction(temporary, upto)
+            log.info(
+                "store %s[%d]: compacted %d to %d bytes",
+                self.table_name, partition, before, partition_log.size,
+            )  # fmt: skip
