@@ -44,8 +44,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -208,11 +209,14 @@ class ChangeWatch:
         self.consumer.close()
 
 
-def probe_event(producer: KafkaProducer, topic: str, event_id: str, at: datetime) -> int:
+def probe_event(
+    producer: KafkaProducer, topic: str, event_id: str, at: datetime, partition: int | None = None
+) -> int:
     body = {"event_id": event_id, "customer_id": event_id, "type": "purchase",
             "occurred_at": at.isoformat(), "amount": 42.0}  # fmt: skip
     stamp = int(time.time() * 1000)
-    producer.send(topic, key=event_id.encode(), value=json.dumps(body).encode(), timestamp_ms=stamp)
+    producer.send(topic, key=event_id.encode(), value=json.dumps(body).encode(),
+                  timestamp_ms=stamp, partition=partition)  # fmt: skip
     return stamp
 
 
@@ -314,6 +318,14 @@ class Worker:
         finally:
             self._out.close()
         return time.perf_counter() - started
+
+    def kill(self) -> None:
+        """SIGKILL, and wait for the process to be gone."""
+        self.process.send_signal(signal.SIGKILL)
+        try:
+            self.process.wait(60)
+        finally:
+            self._out.close()
 
     def stop(self) -> None:
         stop_process(self.process, 60)
@@ -434,8 +446,7 @@ def main() -> None:
         # the moment a consumer can read the change, not to when it was queued.
         appended = {"message.timestamp.type": "LogAppendTime"}
         admin.create_topics(
-            [NewTopic(events_topic, PARTITIONS, 1), NewTopic(f"{run}-pipe", PARTITIONS, 1),
-             NewTopic(f"{run}-changes", PARTITIONS, 1, topic_configs=appended)]
+            [NewTopic(events_topic, PARTITIONS, 1), NewTopic(f"{run}-pipe", PARTITIONS, 1)]
         )  # fmt: skip
         admin.close()
         t = time.perf_counter()
@@ -463,106 +474,277 @@ def main() -> None:
         naive = agent_rate("naive")
         print(f"(naive)  textbook Faust agent:                      {naive:>9,.0f} events/s")
 
-        app_id = f"{run}-worker"
-        changes = f"{run}-changes"
-        env = {
-            **os.environ, "RESCORER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "RESCORER_TOPIC_EVENTS": events_topic, "RESCORER_TOPIC_CHANGES": changes,
-            "RESCORER_TOPIC_ASSIGNMENTS": f"{run}-segments",
-            "RESCORER_TOPIC_DEAD_LETTERS": f"{run}-dlq", "RESCORER_TOPIC_MODELS": f"{run}-models",
-            "RESCORER_TOPIC_RETRAIN_REQUESTS": f"{run}-retrain", "RESCORER_APP_ID": app_id,
-            "RESCORER_TOPIC_FEEDBACK": f"{run}-feedback",
-            "RESCORER_TOPIC_FEEDBACK_LATEST": f"{run}-feedback-latest",
-            "RESCORER_PARTITIONS": str(PARTITIONS), "RESCORER_MODEL_DIR": str(work / "models"),
-            "RESCORER_DATA_DIR": str(work / "worker-data"), "RESCORER_STANDBY_REPLICAS": "0",
-            "RESCORER_DRIFT_INTERVAL_SECONDS": "2",
-        }  # fmt: skip
-        log = work / "worker.log"
-        worker = Worker(env, log)
-        try:
-            ours = group_rate(
-                bootstrap, app_id, events_topic, total, worker.process, log, profile("catch-up")
+        def env_of(store: str) -> dict[str, str]:
+            app_id = f"{run}-{store}"
+            return {
+                **os.environ, "RESCORER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "RESCORER_TOPIC_EVENTS": events_topic,
+                "RESCORER_TOPIC_CHANGES": f"{app_id}-changes",
+                "RESCORER_TOPIC_ASSIGNMENTS": f"{app_id}-segments",
+                "RESCORER_TOPIC_DEAD_LETTERS": f"{app_id}-dlq",
+                "RESCORER_TOPIC_MODELS": f"{run}-models",
+                "RESCORER_TOPIC_RETRAIN_REQUESTS": f"{app_id}-retrain", "RESCORER_APP_ID": app_id,
+                "RESCORER_TOPIC_FEEDBACK": f"{app_id}-feedback",
+                "RESCORER_TOPIC_FEEDBACK_LATEST": f"{app_id}-feedback-latest",
+                "RESCORER_PARTITIONS": str(PARTITIONS), "RESCORER_MODEL_DIR": str(work / "models"),
+                "RESCORER_DATA_DIR": str(work / f"{store}-data"), "RESCORER_STANDBY_REPLICAS": "0",
+                "RESCORER_DRIFT_INTERVAL_SECONDS": "2", "RESCORER_STORE": f"{store}://",
+                # Static membership: a worker restarted within the session timeout keeps
+                # its partitions without waiting for the group to notice it died.
+                "RESCORER_GROUP_INSTANCE_ID": f"{app_id}-a",
+            }  # fmt: skip
+
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics(
+            [NewTopic(f"{run}-{store}-changes", PARTITIONS, 1, topic_configs=appended)
+             for store in STORES]
+        )  # fmt: skip
+        admin.close()
+        latest = frame["occurred_at"].max().replace(tzinfo=UTC)  # type: ignore[union-attr]
+        customers = frame["customer_id"].n_unique()
+        figures: dict[str, StoreFigures] = {}
+        for store in STORES:
+            print(f"-- worker with the {store}:// store")
+            figures[store] = store_phase(
+                bootstrap, env_of(store), work / store, total, customers, latest, args, profile
             )
-            print(f"(worker) rescorer worker, 0 to end, flushed:        {ours:>9,.0f} events/s")
-
-            wait_for(lambda: worker.total("rescorer_drift_window_customers") > 0, 60, "drift")
-            # Caught up means the sweep too: the history leaves every customer due, and
-            # until it has re-scored them their features are as of their last event.
-            swept = time.perf_counter()
-            wait_for(
-                lambda: worker.total("rescorer_sweep_overdue_customers") == 0, 300, "the sweep"
-            )
-            print(f"sweep backlog cleared {time.perf_counter() - swept:.1f}s after catch-up")
-            time.sleep(5)  # two drift ticks after that
-            psi = {
-                k: v for k, v in worker.metrics().items() if k.startswith("rescorer_feature_psi")
-            }
-            max_psi = max(psi.values())
-            each = ", ".join(f"{k.split(chr(34))[1]} {v:.6f}" for k, v in psi.items())
-            print(f"drift on the no-drift history: max PSI {max_psi:.6f} ({each})")
-
-            stop_s = worker.terminate()
-            print(f"SIGTERM: worker exited in {stop_s:.1f}s")
-            latest = frame["occurred_at"].max().replace(tzinfo=UTC)  # type: ignore[union-attr]
-            started = time.perf_counter()
-            worker = Worker(env, log)
-            watch = ChangeWatch(bootstrap, changes)
-            producer = KafkaProducer(bootstrap_servers=bootstrap)
-            marker = {"restart-0": probe_event(producer, events_topic, "restart-0", latest)}
-            producer.flush()
-            producer.close()
-            if not watch.collect(marker, timeout=300):
-                raise SystemExit(f"no change for the restart marker; see {log}")
-            restart_s = time.perf_counter() - started
-            watch.close()
-            wait_for(lambda: worker.total("rescorer_sweep_scheduled_customers") > 0, 30, "gauges")
-            restored = worker.total("rescorer_sweep_scheduled_customers")
-            print(f"restart: {restart_s:.1f}s from start to the first change "
-                  f"({restored:,.0f} customers restored)")  # fmt: skip
-
-            swept_before = worker.total("rescorer_swept_customers_total")
-            steps_before = worker.metrics()
-            probe = profile("latency")
-            probe.start(worker.process.pid)
-            p50, p99, matched, sent = latency(
-                bootstrap, events_topic, changes, args.rate, args.seconds,
-                latest + timedelta(days=40),
-            )  # fmt: skip
-            probe.stop()
-            swept = worker.total("rescorer_swept_customers_total") - swept_before
-            steps_after = worker.metrics()
-
-            def spent(name: str) -> tuple[float, float]:
-                """(count, mean ms) of a duration histogram over the probe."""
-                count = steps_after[f"{name}_count"] - steps_before.get(f"{name}_count", 0.0)
-                total = steps_after[f"{name}_sum"] - steps_before.get(f"{name}_sum", 0.0)
-                return count, 1000 * total / max(1.0, count)
-
-            batches, batch_ms = spent("rescorer_batch_duration_seconds")
-            slices, slice_ms = spent("rescorer_sweep_duration_seconds")
-            print(f"during the probe: {batches:,.0f} event batches of {batch_ms:.1f} ms on "
-                  f"average (decode to flushed), {slices:,.0f} sweep slices of "
-                  f"{slice_ms:.1f} ms")  # fmt: skip
-            print(f"latency at {args.rate}/s over {args.seconds:.0f}s ({matched}/{sent} changes) "
-                  f"with the whole population due: p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
-                  f"the sweep re-scored {swept:,.0f} customers meanwhile")  # fmt: skip
-        finally:
-            worker.stop()
-        per_customer, keys = state_bytes(bootstrap, f"{app_id}-customers-changelog")
+        durable, memory = figures["rescorer"], figures["memory"]
+        per_customer, keys = state_bytes(bootstrap, f"{run}-rescorer-customers-changelog")
         print(f"state: {per_customer:.0f} bytes per customer over {keys:,} customers "
               "(latest changelog value + key)")  # fmt: skip
+        print("stores side by side (rescorer:// durable | memory://):")
+        for name, unit in STORE_FIGURES:
+            print(f"  {name:<22} {getattr(durable, name):>10.2f} | "
+                  f"{getattr(memory, name):>10.2f} {unit}")  # fmt: skip
         print(
-            f"targets: ratio_pipe {ours / pipe:.2f} (>= 0.5), worker/empty Faust "
-            f"{ours / empty:.1f} (>= 2), p99 {p99:.0f} ms (< 100), max PSI {max_psi:.4f} "
-            f"(< 0.05), {per_customer:.0f} bytes/customer (<= 200)"
+            f"targets: ratio_pipe {durable.worker_eps / pipe:.2f} (>= 0.8), worker/empty Faust "
+            f"{durable.worker_eps / empty:.1f} (>= 2), p99 {durable.p99_ms:.0f} ms (< 100), "
+            f"restart {durable.restart_s:.1f} s, after SIGKILL {durable.restart_kill_s:.1f} s, "
+            f"max PSI {durable.max_psi:.4f} (< 0.05), {per_customer:.0f} bytes/customer (<= 200)"
         )
         print(
-            f"RESULT worker_eps={ours:.0f} pipe_eps={pipe:.0f} raw_eps={raw:.0f} "
-            f"empty_faust_eps={empty:.0f} naive_eps={naive:.0f} ratio_pipe={ours / pipe:.3f} "
-            f"rate={args.rate} p50_ms={p50:.0f} p99_ms={p99:.0f} restart_s={restart_s:.1f} "
-            f"max_psi_no_drift={max_psi:.6f} bytes_per_customer={per_customer:.0f}"
+            f"RESULT customers={customers} worker_eps={durable.worker_eps:.0f} "
+            f"memory_worker_eps={memory.worker_eps:.0f} pipe_eps={pipe:.0f} raw_eps={raw:.0f} "
+            f"empty_faust_eps={empty:.0f} naive_eps={naive:.0f} "
+            f"ratio_pipe={durable.worker_eps / pipe:.3f} "
+            f"memory_ratio_pipe={memory.worker_eps / pipe:.3f} rate={args.rate} "
+            f"p50_ms={durable.p50_ms:.0f} p99_ms={durable.p99_ms:.0f} "
+            f"memory_p99_ms={memory.p99_ms:.0f} restart_s={durable.restart_s:.1f} "
+            f"restart_kill_s={durable.restart_kill_s:.1f} failover_s={durable.failover_s:.1f} "
+            f"memory_restart_s={memory.restart_s:.1f} "
+            f"memory_restart_kill_s={memory.restart_kill_s:.1f} "
+            f"memory_failover_s={memory.failover_s:.1f} "
+            f"rss_bytes_per_customer={durable.rss_bytes_per_customer:.0f} "
+            f"memory_rss_bytes_per_customer={memory.rss_bytes_per_customer:.0f} "
+            f"disk_bytes_per_customer={durable.disk_bytes_per_customer:.0f} "
+            f"max_psi_no_drift={durable.max_psi:.6f} bytes_per_customer={per_customer:.0f}"
         )
 
 
-if __name__ == "__main__":
-    main()
+STORES = ("rescorer", "memory")
+STORE_FIGURES = (
+    ("worker_eps", "events/s"),
+    ("restart_s", "s (SIGTERM, start, first change)"),
+    ("restart_kill_s", "s (SIGKILL, start, first change)"),
+    ("failover_s", "s (one of two killed, first change of its partition from the other)"),
+    ("p50_ms", "ms"),
+    ("p99_ms", "ms"),
+    ("rss_bytes_per_customer", "bytes resident per customer"),
+    ("disk_bytes_per_customer", "bytes on disk per customer"),
+)
+
+
+@dataclass
+class StoreFigures:
+    """What one store's worker phase measured."""
+
+    worker_eps: float = 0.0
+    restart_s: float = 0.0
+    restart_kill_s: float = 0.0
+    failover_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    rss_bytes_per_customer: float = 0.0
+    disk_bytes_per_customer: float = 0.0
+    max_psi: float = 0.0
+
+
+def resident_bytes(pid: int) -> int:
+    """The process's resident set size."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def first_change(bootstrap: str, env: dict[str, str], marker: str, at: datetime,
+                 partition: int | None = None, timeout: float = 600) -> None:  # fmt: skip
+    """Produce a new customer's first purchase and wait for its change."""
+    watch = ChangeWatch(bootstrap, env["RESCORER_TOPIC_CHANGES"])
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    sent = {marker: probe_event(producer, env["RESCORER_TOPIC_EVENTS"], marker, at, partition)}
+    producer.flush()
+    producer.close()
+    try:
+        if not watch.collect(sent, timeout=timeout):
+            raise SystemExit(f"no change for {marker}")
+    finally:
+        watch.close()
+
+
+def owned_partitions(worker: Worker) -> set[int]:
+    return {
+        int(k.split('partition="')[1].split('"')[0])
+        for k in worker.metrics()
+        if k.startswith("rescorer_sweep_scheduled_customers{")
+    }
+
+
+def store_phase(
+    bootstrap: str,
+    env: dict[str, str],
+    work: Path,
+    total: int,
+    customers: int,
+    latest: datetime,
+    args: argparse.Namespace,
+    profile: Callable[[str], Profile],
+) -> StoreFigures:
+    """One store: catch-up rate, restarts, failover, latency, memory and disk."""
+    work.mkdir()
+    store = env["RESCORER_STORE"].split(":")[0]
+    figures = StoreFigures()
+    log = work / "worker.log"
+    worker = Worker(env, log)
+    try:
+        figures.worker_eps = group_rate(
+            bootstrap, env["RESCORER_APP_ID"], env["RESCORER_TOPIC_EVENTS"], total,
+            worker.process, log, profile(f"{store}-catch-up"),
+        )  # fmt: skip
+        print(f"(worker) rescorer worker, 0 to end, flushed:        {figures.worker_eps:>9,.0f} "
+              "events/s")  # fmt: skip
+        wait_for(lambda: worker.total("rescorer_drift_window_customers") > 0, 60, "drift")
+        # Caught up means the sweep too: the history leaves every customer due, and
+        # until it has re-scored them their features are as of their last event.
+        swept = time.perf_counter()
+        wait_for(lambda: worker.total("rescorer_sweep_overdue_customers") == 0, 600, "the sweep")
+        print(f"sweep backlog cleared {time.perf_counter() - swept:.1f}s after catch-up")
+        time.sleep(5)  # two drift ticks after that
+        psi = {k: v for k, v in worker.metrics().items() if k.startswith("rescorer_feature_psi")}
+        figures.max_psi = max(psi.values())
+        each = ", ".join(f"{k.split(chr(34))[1]} {v:.6f}" for k, v in psi.items())
+        print(f"drift on the no-drift history: max PSI {figures.max_psi:.6f} ({each})")
+        rss = resident_bytes(worker.process.pid)
+        figures.rss_bytes_per_customer = rss / customers
+        disk = directory_bytes(Path(env["RESCORER_DATA_DIR"]))
+        figures.disk_bytes_per_customer = disk / customers
+        print(f"resident {rss / 2**20:,.0f} MiB ({figures.rss_bytes_per_customer:.0f} bytes per "
+              f"customer), {disk / 2**20:,.1f} MiB on disk")  # fmt: skip
+
+        stop_s = worker.terminate()
+        print(f"SIGTERM: worker exited in {stop_s:.1f}s")
+        started = time.perf_counter()
+        worker = Worker(env, log)
+        first_change(bootstrap, env, "restart-0", latest)
+        figures.restart_s = time.perf_counter() - started
+        print(f"restart: {figures.restart_s:.1f}s from start to the first change")
+
+        worker.kill()
+        started = time.perf_counter()
+        worker = Worker(env, log)
+        first_change(bootstrap, env, "restart-1", latest)
+        figures.restart_kill_s = time.perf_counter() - started
+        wait_for(lambda: worker.total("rescorer_sweep_scheduled_customers") > 0, 30, "gauges")
+        restored = worker.total("rescorer_sweep_scheduled_customers")
+        print(f"restart after SIGKILL: {figures.restart_kill_s:.1f}s from start to the first "
+              f"change ({restored:,.0f} customers restored)")  # fmt: skip
+
+        figures.p50_ms, figures.p99_ms = latency_phase(
+            bootstrap, env, worker, args, latest, profile(f"{store}-latency")
+        )
+        figures.failover_s = failover(bootstrap, env, work, worker, latest)
+        worker = None  # type: ignore[assignment] # failover stopped it
+    finally:
+        if worker is not None:
+            worker.stop()
+    return figures
+
+
+def latency_phase(
+    bootstrap: str,
+    env: dict[str, str],
+    worker: Worker,
+    args: argparse.Namespace,
+    latest: datetime,
+    probe: Profile,
+) -> tuple[float, float]:
+    """p50 and p99 of the probe, with the whole population due for the sweep."""
+    swept_before = worker.total("rescorer_swept_customers_total")
+    steps_before = worker.metrics()
+    probe.start(worker.process.pid)
+    p50, p99, matched, sent = latency(
+        bootstrap, env["RESCORER_TOPIC_EVENTS"], env["RESCORER_TOPIC_CHANGES"], args.rate,
+        args.seconds, latest + timedelta(days=40),
+    )  # fmt: skip
+    probe.stop()
+    swept = worker.total("rescorer_swept_customers_total") - swept_before
+    steps_after = worker.metrics()
+
+    def spent(name: str) -> tuple[float, float]:
+        """(count, mean ms) of a duration histogram over the probe."""
+        count = steps_after[f"{name}_count"] - steps_before.get(f"{name}_count", 0.0)
+        total = steps_after[f"{name}_sum"] - steps_before.get(f"{name}_sum", 0.0)
+        return count, 1000 * total / max(1.0, count)
+
+    batches, batch_ms = spent("rescorer_batch_duration_seconds")
+    slices, slice_ms = spent("rescorer_sweep_duration_seconds")
+    print(f"during the probe: {batches:,.0f} event batches of {batch_ms:.1f} ms on "
+          f"average (decode to flushed), {slices:,.0f} sweep slices of "
+          f"{slice_ms:.1f} ms")  # fmt: skip
+    print(f"latency at {args.rate}/s over {args.seconds:.0f}s ({matched}/{sent} changes) "
+          f"with the whole population due: p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
+          f"the sweep re-scored {swept:,.0f} customers meanwhile")  # fmt: skip
+    return p50, p99
+
+
+FAILOVER_SESSION_SECONDS = 10
+
+
+def failover(
+    bootstrap: str, env: dict[str, str], work: Path, first: Worker, latest: datetime
+) -> float:
+    """Two workers with a standby each; one is killed: seconds to a change of its partition.
+
+    The group notices the death after the session timeout (static membership
+    keeps a member's partitions that long), which this figure includes.
+    """
+    first.terminate()
+    shared = {**env, "RESCORER_STANDBY_REPLICAS": "1",
+              "RESCORER_SESSION_TIMEOUT_SECONDS": str(FAILOVER_SESSION_SECONDS)}  # fmt: skip
+    a = Worker(shared, work / "worker.log")
+    b_env = {**shared, "RESCORER_DATA_DIR": str(work / "b-data"),
+             "RESCORER_GROUP_INSTANCE_ID": f"{env['RESCORER_APP_ID']}-b"}  # fmt: skip
+    b = Worker(b_env, work / "worker-b.log")
+    try:
+        first_change(bootstrap, env, "failover-warm", latest)
+        wait_for(lambda: owned_partitions(a) and owned_partitions(b), 300, "both workers")
+        time.sleep(3 * float(env["RESCORER_DRIFT_INTERVAL_SECONDS"]))  # gauges of the new split
+        # The standby copies are current once the standby changelog readers caught up.
+        wait_for(lambda: b.total("rescorer_standby_lag_records") == 0, 600, "standby replicas")
+        victim = sorted(owned_partitions(a))[0]
+        a.kill()
+        started = time.perf_counter()
+        first_change(bootstrap, env, "failover-0", latest, partition=victim)
+        seconds = time.perf_counter() - started
+        print(f"failover: {seconds:.1f}s from SIGKILL of one of two workers to a change of "
+              f"its partition {victim} by the other (session timeout "
+              f"{FAILOVER_SESSION_SECONDS} s)")  # fmt: skip
+        return seconds
+    finally:
+        for worker in (a, b):
+            if worker.process.poll() is None:
+                worker.stop()

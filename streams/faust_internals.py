@@ -38,3 +38,8 @@ def shorten_fetch_wait(consumer: Any) -> Any:
     """Make a Faust-built aiokafka consumer long-poll for `FETCH_MAX_WAIT_MS` (before start)."""
     consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
     return consumer
+
+
+def standby_lag(app: Any) -> int:
+    """Changelog records the standby replicas still have to apply (Faust's recovery knows)."""
+    return int(app.tables.recovery.standby_remaining_total())

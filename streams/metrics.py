@@ -159,6 +159,11 @@ class WorkerMetrics:
             "rescorer_store_disk_bytes", "Bytes of the held table partitions on disk",
             ["table"], registry=r,
         )  # fmt: skip
+        self.standby_lag = Gauge(
+            "rescorer_standby_lag_records",
+            "Changelog records the standby replicas held here have still to apply",
+            registry=r,
+        )
         self.input_gaps = PromCounter(
             "rescorer_input_offset_gaps_total",
             "Jumps over input offsets that hold no records (transaction markers, compaction)",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -30,7 +30,7 @@ from streams.aside_consumer import aside_consumer
 from streams.batch_reader import BatchReader
 from streams.delivery import Delivery
 from streams.drift_ticks import DriftTicks
-from streams.faust_internals import PromptTableManager
+from streams.faust_internals import PromptTableManager, standby_lag
 from streams.feedback import FeedbackAgent
 from streams.kafka_clients import faust_broker_settings
 from streams.lookup import Lookup
@@ -55,7 +55,7 @@ class RescorerWorker:
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         topics = settings.topics
-        self.app = faust.App(
+        self.app = _App(
             settings.app_id,
             **faust_broker_settings(settings),
             store=settings.store,
@@ -130,7 +130,9 @@ class RescorerWorker:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         # Faust takes a service instance as well as a class (`App._prepare_subservice`).
-        self.app.service(_PipelineService(self))  # type: ignore[arg-type]
+        service = _PipelineService(self)
+        self.app.service(service)  # type: ignore[arg-type]
+        self.app.before_stop = service.finish
 
     def _on_store_wipe(self, table: str, partition: int, reason: WipeReason, detail: str) -> None:
         self.metrics.store_wipes.labels(table, reason.value).inc()
@@ -205,6 +207,7 @@ class RescorerWorker:
         """Publish drift and per-partition gauges; ask for a retrain when it is due."""
         for table, size in self.tables.disk_bytes().items():
             self.metrics.store_bytes.labels(table).set(size)
+        self.metrics.standby_lag.set(standby_lag(self.app))
         if not self.state.model_ready.is_set() or not self.ownership.reading:
             return
         async with self.state.lock:
@@ -226,17 +229,31 @@ class RescorerWorker:
         )  # fmt: skip
 
 
-class _PipelineService(mode.Service):
-    """Runs the pipeline with the app; stopped before Faust's consumer leaves the group.
+class _App(faust.App):
+    """Faust's app, with a hook that runs before it stops its tables."""
 
-    Extra services are the app's last children, so they stop first: the
-    batch in flight is delivered, positions are flushed and committed, and
-    only then does the consumer leave and the group hand the partitions over.
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        """`App.on_stop` stops the tables (their stores close) before any child
+        service: the pipeline has to have delivered its last step by then."""
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
+
+
+class _PipelineService(mode.Service):
+    """Runs the pipeline with the app; finished before Faust stops tables and consumer.
+
+    The batch in flight is delivered, positions are flushed and committed,
+    and only then do the stores close, the consumer leave and the group
+    hand the partitions over.
     """
 
     def __init__(self, worker: RescorerWorker, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.worker = worker
+        self._finished = False
 
     async def on_start(self) -> None:
         await self.worker.reader.start()
@@ -246,7 +263,11 @@ class _PipelineService(mode.Service):
     async def _run(self) -> None:
         await self.worker.pipeline.run()
 
-    async def on_stop(self) -> None:
+    async def finish(self) -> None:
+        """Stop the loop after its step, make everything durable (once)."""
+        if self._finished or not self.worker.delivery.started:
+            return
+        self._finished = True
         pipeline = self.worker.pipeline
         pipeline.stop()
         try:
@@ -258,3 +279,6 @@ class _PipelineService(mode.Service):
         await self.worker.reader.stop()
         if self.worker.store_context is not None:
             await self.worker.store_context.probe.stop()
+
+    async def on_stop(self) -> None:
+        await self.finish()

@@ -29,7 +29,7 @@ import os
 import struct
 import zlib
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,11 +314,6 @@ class PartitionLog:
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self.size = self.snapshot_bytes = self.path.stat().st_size
-
-
-def snapshot_of(entries: Mapping[str, bytes], position: Position) -> bytes:
-    """A snapshot frame of `entries` (for tests and tools)."""
-    return encode_frame(entries.items(), position, snapshot=True)
 
 
 def _write_durably(path: Path, data: bytes) -> None:
