@@ -139,6 +139,37 @@ async def consume_rate(bootstrap: str, topic: str, total: int, out_topic: str | 
         await producer.stop()
 
 
+async def copy_topic(bootstrap: str, source: str, target: str, total: int) -> None:
+    """Every record of `source` into the same partition of `target`."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await consumer.start()
+    await producer.start()
+    try:
+        parts = [TopicPartition(source, p) for p in range(PARTITIONS)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        copied = 0
+        while copied < total:
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                batch = producer.create_batch()
+                for record in records:
+                    if batch.append(key=record.key, value=record.value, timestamp=None) is None:
+                        batch.close()
+                        await producer.send_batch(batch, target, partition=tp.partition)
+                        batch = producer.create_batch()
+                        batch.append(key=record.key, value=record.value, timestamp=None)
+                batch.close()
+                await producer.send_batch(batch, target, partition=tp.partition)
+                copied += len(records)
+        await producer.flush()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
 def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
     try:
         offsets = admin.list_consumer_group_offsets(group)
@@ -417,14 +448,22 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="directory for py-spy profiles of the worker (py-spy on PATH)"
     )
+    parser.add_argument(
+        "--keep", type=Path, help="an empty directory for the run's files (worker logs, data)"
+    )
     args = parser.parse_args()
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        if any(args.keep.iterdir()):
+            raise SystemExit(f"--keep {args.keep}: not empty")
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
 
     def profile(name: str) -> Profile:
         return Profile(None if args.profile is None else args.profile.resolve() / f"{name}.txt")
 
-    with provide_broker() as broker, tempfile.TemporaryDirectory() as tmp:
+    with provide_broker() as broker, tempfile.TemporaryDirectory() as scratch:
+        tmp = scratch if args.keep is None else str(args.keep)
         bootstrap = broker.bootstrap_servers
         work = Path(tmp)
         run = f"b{uuid.uuid4().hex[:6]}"
@@ -478,7 +517,7 @@ def main() -> None:
             app_id = f"{run}-{store}"
             return {
                 **os.environ, "RESCORER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "RESCORER_TOPIC_EVENTS": events_topic,
+                "RESCORER_TOPIC_EVENTS": f"{app_id}-events",
                 "RESCORER_TOPIC_CHANGES": f"{app_id}-changes",
                 "RESCORER_TOPIC_ASSIGNMENTS": f"{app_id}-segments",
                 "RESCORER_TOPIC_DEAD_LETTERS": f"{app_id}-dlq",
@@ -498,8 +537,11 @@ def main() -> None:
         admin.create_topics(
             [NewTopic(f"{run}-{store}-changes", PARTITIONS, 1, topic_configs=appended)
              for store in STORES]
+            + [NewTopic(f"{run}-{store}-events", PARTITIONS, 1) for store in STORES]
         )  # fmt: skip
         admin.close()
+        for store in STORES:  # each store's worker gets the history alone, probes and all
+            asyncio.run(copy_topic(bootstrap, events_topic, f"{run}-{store}-events", total))
         latest = frame["occurred_at"].max().replace(tzinfo=UTC)  # type: ignore[union-attr]
         customers = frame["customer_id"].n_unique()
         figures: dict[str, StoreFigures] = {}
@@ -577,6 +619,21 @@ def resident_bytes(pid: int) -> int:
     return 0
 
 
+def idle_resident_bytes(env: dict[str, str], work: Path) -> int:
+    """Resident bytes of a worker with the same settings, a model and no customers."""
+    app_id = f"{env['RESCORER_APP_ID']}-idle"
+    idle = {**env, "RESCORER_APP_ID": app_id, "RESCORER_TOPIC_EVENTS": f"{app_id}-events",
+            "RESCORER_DATA_DIR": str(work / "idle-data"),
+            "RESCORER_GROUP_INSTANCE_ID": f"{app_id}-a"}  # fmt: skip
+    worker = Worker(idle, work / "idle.log")
+    try:
+        wait_for(lambda: worker.total("rescorer_model_version") > 0, 120, "an idle worker")
+        time.sleep(3)
+        return resident_bytes(worker.process.pid)
+    finally:
+        worker.stop()
+
+
 def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -618,6 +675,7 @@ def store_phase(
     work.mkdir()
     store = env["RESCORER_STORE"].split(":")[0]
     figures = StoreFigures()
+    empty_rss = idle_resident_bytes(env, work)
     log = work / "worker.log"
     worker = Worker(env, log)
     try:
@@ -639,11 +697,12 @@ def store_phase(
         each = ", ".join(f"{k.split(chr(34))[1]} {v:.6f}" for k, v in psi.items())
         print(f"drift on the no-drift history: max PSI {figures.max_psi:.6f} ({each})")
         rss = resident_bytes(worker.process.pid)
-        figures.rss_bytes_per_customer = rss / customers
+        figures.rss_bytes_per_customer = (rss - empty_rss) / customers
         disk = directory_bytes(Path(env["RESCORER_DATA_DIR"]))
         figures.disk_bytes_per_customer = disk / customers
-        print(f"resident {rss / 2**20:,.0f} MiB ({figures.rss_bytes_per_customer:.0f} bytes per "
-              f"customer), {disk / 2**20:,.1f} MiB on disk")  # fmt: skip
+        print(f"resident {rss / 2**20:,.0f} MiB, {empty_rss / 2**20:,.0f} MiB of it a worker "
+              f"without customers ({figures.rss_bytes_per_customer:.0f} bytes per customer), "
+              f"{disk / 2**20:,.1f} MiB on disk")  # fmt: skip
 
         stop_s = worker.terminate()
         print(f"SIGTERM: worker exited in {stop_s:.1f}s")
@@ -748,3 +807,7 @@ def failover(
         for worker in (a, b):
             if worker.process.poll() is None:
                 worker.stop()
+
+
+if __name__ == "__main__":
+    main()

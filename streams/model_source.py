@@ -53,6 +53,9 @@ class ModelWatcher:
         settings = self.settings
         consumer = AIOKafkaConsumer(
             enable_auto_commit=False,
+            # Offset requests queue behind a pending fetch on the same connection: a
+            # long poll would delay the first model (and so the start) by as much.
+            fetch_max_wait_ms=100,
             fetch_max_bytes=16 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
             **aiokafka_config(settings),

@@ -336,6 +336,11 @@ class DurableStore(Store[str, bytes]):
         return kept
 
     def _keep(self, partition: int, contents: Contents, behind: int) -> None:
+        if contents.valid_bytes < contents.file_bytes:
+            log.info(
+                "store %s[%d]: dropped a torn write (%d bytes) at the end of the file",
+                self.table_name, partition, contents.file_bytes - contents.valid_bytes,
+            )  # fmt: skip
         self._logs[partition] = PartitionLog.open(self._path(partition), contents)
         if contents.position is not None:
             self._positions[partition] = contents.position

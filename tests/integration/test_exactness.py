@@ -21,6 +21,7 @@ from tests.support.exactness import (
     broker_restart,
     crash,
     handovers,
+    kills_while_writing,
     malformed_mix,
     new_stack,
     rebalance,
@@ -77,6 +78,17 @@ def test_partitions_handed_over_in_the_middle_of_batches_lose_and_duplicate_noth
     assert seen.duplicate_changes == 0
     assert seen.mid_step_revocations >= 1, "no revocation caught a worker in the middle of a step"
     assert seen.sigterm_seconds < 10
+
+
+def test_killed_while_writing_its_store_again_and_again_loses_and_doubles_nothing(
+    kafka: ProvidedBroker, tmp_path: Path
+) -> None:
+    work = workload(12_000, seed=11)  # about 270k events: a backlog for twenty lives
+    tally, seen = kills_while_writing(new_stack(kafka.bootstrap_servers, tmp_path), work, kills=20)
+    assert_exact(tally)
+    assert seen.kills == 20
+    assert seen.restored_from_disk >= 20, "restarts did not use the data directory"
+    assert seen.behind >= 1, "no kill left a store behind its changelog: none hit mid-step"
 
 
 def test_one_percent_malformed_traffic_is_all_dead_lettered_and_the_rest_exact(

@@ -16,6 +16,7 @@ input is consumed, and compares the latest value of every key on
 from __future__ import annotations
 
 import json
+import random
 import tempfile
 import time
 import uuid
@@ -209,9 +210,9 @@ def wait_drained(stack: Stack, workers: list[WorkerProcess], timeout: float = 30
     time.sleep(2.0)  # the last batch's outputs are flushed before its position moves
 
 
-def start(stack: Stack, name: str) -> WorkerProcess:
+def start(stack: Stack, name: str, data: str | None = None) -> WorkerProcess:
     """A worker that has joined and restored its partitions."""
-    worker = WorkerProcess(stack, name)
+    worker = WorkerProcess(stack, name, data=data)
     worker.wait_for_log("customers restored")
     return worker
 
@@ -240,6 +241,54 @@ def crash(stack: Stack, work: Workload) -> Tally:
     tally = compare(latest_assignments(stack), work)
     tally.events, tally.faults = len(work.bodies), 1
     return tally
+
+
+@dataclass
+class Kills:
+    """What `kills_while_writing` saw besides the tally."""
+
+    kills: int
+    torn_writes: int
+    """Restarts that found a store frame cut short by the kill (and dropped it)."""
+    restored_from_disk: int
+    """Restarts that took their partitions' records from the data directory."""
+    behind: int
+    """Table partitions a restart found behind their changelog (a tail replayed)."""
+
+
+def kills_while_writing(
+    stack: Stack, work: Workload, kills: int = 20, seed: int = 1
+) -> tuple[Tally, Kills]:
+    """SIGKILL the worker `kills` times while it works through a backlog, writing its store.
+
+    Every life restores from the data directory it shares with the others, works
+    for a random moment (each step writes records to the changelog and, once they
+    are acknowledged, to the store's files; the sweep writes between batches)
+    and is killed. A last life drains the rest.
+    """
+    rng = random.Random(seed)  # noqa: S311 - kill timing, not secrets
+    publish_model(stack.settings(), work.model)
+    produce(stack, work.bodies)
+    torn = from_disk = behind = 0
+    for life in range(kills + 1):
+        worker = start(stack, f"life-{life}", data="shared")
+        if life < kills:
+            time.sleep(rng.uniform(0.1, 1.0))
+            worker.kill()
+        else:
+            wait_drained(stack, [worker])
+            worker.stop()
+        log = worker.log()
+        torn += log.count("dropped a torn write")
+        from_disk += "keys on disk at offset" in log
+        behind += sum(
+            not line.rstrip().endswith(" 0 changelog records after it")
+            for line in log.splitlines()
+            if "changelog records after it" in line
+        )
+    tally = compare(latest_assignments(stack), work)
+    tally.events, tally.faults = len(work.bodies), kills
+    return tally, Kills(kills, torn, from_disk, behind)
 
 
 def redelivery(stack: Stack, work: Workload) -> Tally:

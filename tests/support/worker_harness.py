@@ -46,7 +46,7 @@ class Stack:
     def settings(self) -> RescorerSettings:
         return RescorerSettings(kafka_bootstrap_servers=self.bootstrap, topics=self.topics)
 
-    def env(self, name: str, metrics_port: int = 0) -> dict[str, str]:
+    def env(self, name: str, metrics_port: int = 0, data: str | None = None) -> dict[str, str]:
         t = self.topics
         env = {
             **os.environ,
@@ -62,7 +62,7 @@ class Stack:
             "RESCORER_APP_ID": self.prefix,
             "RESCORER_PARTITIONS": str(self.partitions),
             "RESCORER_MODEL_DIR": str(self.workdir / "no-models"),
-            "RESCORER_DATA_DIR": str(self.workdir / f"data-{name}"),
+            "RESCORER_DATA_DIR": str(self.workdir / f"data-{data or name}"),
             "RESCORER_BATCH_WITHIN_SECONDS": "0.02",
             "RESCORER_SESSION_TIMEOUT_SECONDS": "6",
             "RESCORER_COMMIT_INTERVAL_SECONDS": "0.5",
@@ -77,12 +77,15 @@ class Stack:
 class WorkerProcess:
     """One worker subprocess; its log goes to a file the test can show on failure."""
 
-    def __init__(self, stack: Stack, name: str, *, web: bool = False) -> None:
+    def __init__(
+        self, stack: Stack, name: str, *, web: bool = False, data: str | None = None
+    ) -> None:
+        """`data`: the data directory's name (default: the worker's own, ``data-{name}``)."""
         self.log_path = stack.workdir / f"worker-{name}.log"
         self._log = self.log_path.open("wb")
         self.metrics_port = free_port()
         self.web_port = free_port() if web else 0
-        env = stack.env(name, self.metrics_port)
+        env = stack.env(name, self.metrics_port, data)
         if web:  # the lookup API, reachable by the other workers on loopback
             env |= {"RESCORER_WEB_PORT": str(self.web_port), "RESCORER_WEB_HOST": "127.0.0.1"}
         self.process = subprocess.Popen(
