@@ -1,4 +1,4 @@
-"""Fault injection: crash, redelivery and broker restart against a real broker.
+"""Fault injection: crash, redelivery, broker restart, kills mid-write against a real broker.
 
 Each scenario runs the worker through a fault and compares the final
 ``customer-segments`` with `rescorer replay`'s core over the same events
@@ -25,6 +25,7 @@ from tests.support.exactness import (
     Tally,
     broker_restart,
     crash,
+    kills_while_writing,
     new_stack,
     redelivery,
     workload,
@@ -65,6 +66,9 @@ def main() -> int:
                 "broker restart mid-stream": lambda d: broker_restart(
                     new_stack(broker.bootstrap_servers, d), work, restart
                 ),
+                "20 kills while writing the store, one data dir": lambda d: kills_while_writing(
+                    new_stack(broker.bootstrap_servers, d), work, kills=20
+                )[0],
             }
             for n, (name, run) in enumerate(scenarios.items()):
                 began = time.monotonic()

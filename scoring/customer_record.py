@@ -1,11 +1,17 @@
 """What the worker stores per customer: the streaming state plus the current assignment.
 
-Records travel through a changelog, so they have a compact JSON form. Times
-are integer microseconds since the epoch (exact and cheap to parse).
+Records travel through a changelog, so they have a compact form: a fixed
+binary head with where the customer stands (segment, model, evaluation time,
+features then; `HEAD`), which a restore reads for a whole partition at once
+(`scoring.standings`), followed by the streaming state as JSON. Times are
+integer microseconds since the epoch (exact and cheap to parse). Records of
+the first format (all JSON, ``{"f":1,...}``) are still read.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +19,11 @@ from pydantic_core import from_json, to_json
 
 from scoring.customer_state import CustomerState
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
+HEAD = struct.Struct("<Biiqdid")
+"""Format byte, segment id, model version, as-of micros, recency, frequency, monetary;
+``-1`` (NaN for the floats) where there is none."""
+_NONE = -1
 HISTORY_LIMIT = 10
 """Segment changes a record keeps (the newest): about 20 bytes each in the changelog."""
 _REASONS = {"event": "e", "recency": "r", "model_update": "m"}
@@ -85,51 +95,66 @@ class CustomerRecord:
         del self.history[:-HISTORY_LIMIT]
 
     def dumps(self) -> bytes:
-        """The compact JSON form used on the changelog."""
+        """The compact form used on the changelog (`HEAD`, then JSON)."""
         state = self.state
         body: dict[str, object] = {
-            "f": RECORD_FORMAT,
             "p": self.partition,
             "w": state.window_days,
             "lp": None if state.last_purchase is None else to_micros(state.last_purchase),
             "d": [[day, count, net] for day, (count, net) in state.days.items()],
             "s": list(state.seen.items()),
-            "seg": self.segment_id,
-            "mv": self.model_version,
-            "at": None if self.as_of is None else to_micros(self.as_of),
-            "v": None if self.vector is None else list(self.vector),
         }
         if self.history:  # absent for records written before it existed, and when empty
             body["h"] = ";".join(move.encode(self.model_version) for move in self.history)
-        return to_json(body)
+        recency, frequency, monetary = self.vector or (math.nan, 0, math.nan)
+        head = HEAD.pack(
+            RECORD_FORMAT,
+            _NONE if self.segment_id is None else self.segment_id,
+            _NONE if self.model_version is None else self.model_version,
+            _NONE if self.as_of is None else to_micros(self.as_of),
+            recency,
+            frequency,
+            monetary,
+        )
+        return head + to_json(body)
 
     @classmethod
     def loads(cls, data: bytes | str) -> CustomerRecord:
-        """Parse `dumps` output; `ValueError` for anything else."""
+        """Parse `dumps` output (or the first, all-JSON format); `ValueError` for anything else."""
         try:
-            body = from_json(data)
-            if body.get("f") != RECORD_FORMAT:
-                raise ValueError(f"unknown record format {body.get('f')!r}")
+            raw = data.encode() if isinstance(data, str) else data
+            if raw[:1] == b"{":
+                body = from_json(raw)
+                if body.get("f") != 1:
+                    raise ValueError(f"unknown record format {body.get('f')!r}")
+                at, vector = body["at"], body["v"]
+                seg, mv = body["seg"], body["mv"]
+            else:
+                fmt, seg, mv, at, recency, frequency, monetary = HEAD.unpack_from(raw)
+                if fmt != RECORD_FORMAT:
+                    raise ValueError(f"unknown record format {fmt!r}")
+                body = from_json(raw[HEAD.size :])
+                seg, mv, at = (None if v == _NONE else v for v in (seg, mv, at))
+                vector = None if math.isnan(recency) else (recency, frequency, monetary)
             state = CustomerState(
                 window_days=int(body["w"]),
                 last_purchase=None if body["lp"] is None else from_micros(int(body["lp"])),
                 days={int(d): (int(c), int(n)) for d, c, n in body["d"]},
                 seen={str(e): int(d) for e, d in body["s"]},
             )
-            vector = body["v"]
             return cls(
                 state=state,
                 partition=int(body["p"]),
-                segment_id=body["seg"],
-                model_version=body["mv"],
-                as_of=None if body["at"] is None else from_micros(int(body["at"])),
+                segment_id=seg,
+                model_version=mv,
+                as_of=None if at is None else from_micros(int(at)),
                 vector=None
                 if vector is None
                 else (float(vector[0]), int(vector[1]), float(vector[2])),
                 history=[
-                    Move.decode(entry, body["mv"])
+                    Move.decode(entry, mv)
                     for entry in (body["h"].split(";") if body.get("h") else ())
                 ],
             )
-        except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError, struct.error) as exc:
             raise ValueError(f"not a customer record: {exc}") from exc

@@ -12,6 +12,9 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+from numpy.typing import NDArray
+
 _HOUR = 3_600_000_000  # microseconds
 
 
@@ -53,21 +56,26 @@ class DueIndex:
         if len(self._heap) > 2 * len(self._due) + 1024:
             self._rebuild()
 
-    def schedule_many(self, keys: Sequence[str], dues: Sequence[int]) -> None:
-        """(Re)schedule many keys at once (a restored partition: one heap build).
+    def schedule_many(self, keys: Sequence[str], dues: NDArray[np.int64]) -> None:
+        """(Re)schedule many keys at once (a restored partition: one sort, no heap pushes).
 
+        >>> import numpy as np
         >>> index = DueIndex()
-        >>> index.schedule_many(["a", "b"], [20, 5])
+        >>> index.schedule_many(["a", "b"], np.array([20, 5]))
         >>> index.pop_due(now=25, limit=10)
         ['b', 'a']
         """
         if self._due:
-            for key, due in zip(keys, dues, strict=True):
+            for key, due in zip(keys, dues.tolist(), strict=True):
                 self.schedule(key, due)
             return
-        self._due = dict(zip(keys, dues, strict=True))
-        self._hours = Counter(due // _HOUR for due in self._due.values())
-        self._rebuild()
+        order = np.argsort(dues, kind="stable")
+        ordered = dues[order].tolist()
+        ordered_keys = [keys[i] for i in order.tolist()]
+        self._due = dict(zip(ordered_keys, ordered, strict=True))
+        hours, counts = np.unique(dues // _HOUR, return_counts=True)
+        self._hours = Counter(dict(zip(hours.tolist(), counts.tolist(), strict=True)))
+        self._heap = list(zip(ordered, ordered_keys, strict=True))  # sorted: already a heap
 
     def remove(self, key: str) -> None:
         """Forget `key` (its heap entry becomes stale)."""

@@ -176,7 +176,7 @@ class Rescorer:
         current = standings.model_version[rows] == self.active.version
         due = np.where(current, standings.as_of[rows] + period, 0)
         keys = standings.keys
-        shard.due.schedule_many([keys[row] for row in rows.tolist()], due.tolist())
+        shard.due.schedule_many([keys[row] for row in rows.tolist()], due)
         if checkpoint is not None and checkpoint.get("model_version") == self.active.version:
             centroids = checkpoint.get("centroids")
             if isinstance(centroids, list):

@@ -9,7 +9,9 @@ for Kafka's acknowledgements) per step:
    then the step flushes: all of it is acknowledged, together with what the
    previous step sent after its own flush;
 2. only then are the step's touched customer records (and centroid
-   checkpoints) written to their tables and changelogs;
+   checkpoints) written to their tables and changelogs (`streams.state`: in
+   memory at once, in the store's files once the next flush acknowledged
+   them, with the changelog offsets Kafka returned);
 3. the input positions the *previous* step reached are written now, because
    its records were acknowledged by this step's flush; this step's positions
    wait for the next flush in the same way (or for a revocation or shutdown,

@@ -264,8 +264,8 @@ class PartitionLog:
         self.size += len(frame)
 
     def wants_compaction(self, slack_bytes: int) -> bool:
-        """Grown past twice its size after the last compaction (plus `slack_bytes`)."""
-        return self.size > 2 * self.snapshot_bytes + slack_bytes
+        """Grown past 1.5 times its size after the last compaction (plus `slack_bytes`)."""
+        return self.size > 1.5 * self.snapshot_bytes + slack_bytes
 
     def close(self) -> None:
         """Close the file (it stays on disk)."""

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 SCHEME = "rescorer"
 COMPACTION_SLACK_BYTES = 4 * 1024 * 1024
-"""A file is compacted once it is twice its last compacted size plus this."""
+"""A file is compacted once it is 1.5 times its last compacted size plus this."""
 OPTION = "rescorer_state"
 """The key of the `StoreContext` in a table's store options."""
 

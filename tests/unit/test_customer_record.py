@@ -16,6 +16,7 @@ from scoring.customer_record import (
     to_micros,
 )
 from scoring.customer_state import CustomerState
+from scoring.standings import Standings
 
 moments = st.integers(0, 2_000_000_000_000_000).map(from_micros)
 
@@ -82,3 +83,39 @@ def test_the_history_keeps_the_latest_moves_and_round_trips() -> None:
     other = CustomerRecord(CustomerState(window_days=365), model_version=2)
     other.remember(Move(1_718_000_000, 1, 2, "model_update", 1))
     assert CustomerRecord.loads(other.dumps()).history == other.history
+
+
+def test_records_of_the_first_format_are_still_read() -> None:
+    first = (
+        b'{"f":1,"p":3,"w":365,"lp":1735689600000000,"d":[[20089,2,45000000]],'
+        b'"s":[["e1",20089]],"seg":2,"mv":4,"at":1735689600000000,"v":[12.5,3,57.0],'
+        b'"h":"67a1b2c0,,2,e"}'
+    )
+    record = CustomerRecord.loads(first)
+    assert (record.partition, record.segment_id, record.model_version) == (3, 2, 4)
+    assert record.vector == (12.5, 3, 57.0)
+    assert record.history[0].model_version == 4
+    again = CustomerRecord.loads(record.dumps())  # written back in the current format
+    assert again == record and record.dumps()[0] == 2
+
+
+def test_a_partitions_standings_equal_its_decoded_records() -> None:
+    records = []
+    for n in range(50):
+        record = CustomerRecord(CustomerState(window_days=365), partition=1)
+        if n % 3:
+            record.segment_id, record.model_version = n % 4, 7
+            record.as_of = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(hours=n)
+            record.vector = (n / 3, n % 5, 10.0 * n)
+        records.append((f"c{n}", record))
+    standings = Standings.of_records((key, r.dumps()) for key, r in records)
+    for row, (key, record) in enumerate(records):
+        assert standings.keys[row] == key
+        assert standings.segment[row] == (-1 if record.segment_id is None else record.segment_id)
+        if record.vector is None:
+            assert not standings.evaluated[row]
+        else:
+            assert standings.as_of[row] == to_micros(record.as_of)
+            assert tuple(standings.vectors[row]) == record.vector
+    with pytest.raises(ValueError, match="not a record"):
+        Standings.of_records([("bad", b"\x02\x00")])
