@@ -40,7 +40,8 @@ from streams.ownership import Ownership
 from streams.pipeline import Pipeline
 from streams.settings import WorkerSettings
 from streams.state.changelog_probe import ChangelogProbe
-from streams.state.store import SCHEME, StoreContext
+from streams.state.context import StoreContext
+from streams.state.store import SCHEME
 from streams.state.tables import StateTables
 from streams.state.trust import WipeReason
 from streams.worker_state import WorkerState

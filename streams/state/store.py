@@ -21,29 +21,16 @@ and ``rescorer_store_wipes_total{reason}``.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from faust.stores.base import Store
 from faust.types import TP, EventT
 
-from streams.state.changelog_probe import ChangelogProbe
-from streams.state.log_file import (
-    Contents,
-    LogMeta,
-    PartitionLog,
-    Position,
-    Unreadable,
-    fingerprint,
-    read_log,
-)
-from streams.state.trust import WipeReason, judge
+from streams.state.context import StoreContext
+from streams.state.log_file import PartitionLog, Position, fingerprint, read_log
+from streams.state.opening import open_partitions
 
 log = logging.getLogger(__name__)
 
@@ -52,46 +39,6 @@ COMPACTION_SLACK_BYTES = 4 * 1024 * 1024
 """A file is compacted once it is 1.5 times its last compacted size plus this."""
 OPTION = "rescorer_state"
 """The key of the `StoreContext` in a table's store options."""
-
-WipeListener = Callable[[str, int, WipeReason, str], None]
-
-
-class DataDirInUse(RuntimeError):
-    """Another worker holds the data directory."""
-
-
-@dataclass
-class StoreContext:
-    """What every table's store of one worker shares: where, whose, and who to tell."""
-
-    directory: Path
-    app_id: str
-    probe: ChangelogProbe
-    on_wipe: WipeListener = lambda table, partition, reason, detail: None
-    _lock_fd: int = field(default=-1, repr=False)
-
-    def lock(self) -> None:
-        """Take the directory for this process (`DataDirInUse` if another one has it)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise DataDirInUse(
-                f"data directory {self.directory.parent} is in use by worker pid {holder}: "
-                "each worker needs a data directory of its own (RESCORER_DATA_DIR)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
-
-    def unlock(self) -> None:
-        """Release the directory."""
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
 
 
 class _ActiveView(Mapping[str, bytes]):
@@ -228,7 +175,14 @@ class DurableStore(Store[str, bytes]):
         for partition in sorted(set(self._logs) - mine):
             self._release(partition)
         opening = sorted(mine - set(self._logs))
-        loaded = await self._open(opening) if opening else {}
+        loaded: dict[int, dict[str, bytes]] = {}
+        if opening:
+            opened = await open_partitions(self.context, self.table_name, self.topic, opening)
+            for partition, found in opened.items():
+                self._logs[partition] = found.log
+                if found.position is not None:
+                    self._positions[partition] = found.position
+                loaded[partition] = found.entries
         for partition in sorted(mine):
             if partition in standby:
                 self._active.pop(partition, None)
@@ -267,12 +221,6 @@ class DurableStore(Store[str, bytes]):
 
     # -- partitions -------------------------------------------------------------------
 
-    def _path(self, partition: int) -> Path:
-        return self.context.directory / self.table_name / f"p{partition}.log"
-
-    def _meta(self, partition: int) -> LogMeta:
-        return LogMeta(self.context.app_id, self.table_name, self.topic, partition)
-
     def _release(self, partition: int) -> None:
         partition_log = self._logs.pop(partition, None)
         if partition_log is not None:
@@ -281,74 +229,6 @@ class DurableStore(Store[str, bytes]):
         self._staged.pop(partition, None)
         self._sealed.pop(partition, None)
         self._positions.pop(partition, None)
-
-    def _read(self, partition: int) -> Contents | tuple[WipeReason, str] | None:
-        """A partition's file (None: there is none), or why it cannot be used."""
-        path = self._path(partition)
-        if not path.exists():
-            return None
-        try:
-            contents = read_log(path)
-        except (OSError, Unreadable) as exc:
-            return WipeReason.UNREADABLE, f"unreadable: {exc}"
-        expected = self._meta(partition)
-        mismatch = expected.mismatch(contents.meta)
-        if mismatch is None:
-            return contents
-        reason = WipeReason.FORMAT if contents.meta.format != expected.format else WipeReason.APP_ID
-        return reason, mismatch
-
-    async def _open(self, partitions: list[int]) -> dict[int, dict[str, bytes]]:
-        """Read each partition's file, check it against the changelog, keep or rebuild it.
-
-        Returns the entries of the files kept.
-        """
-        began = time.perf_counter()
-        found = {partition: self._read(partition) for partition in partitions}
-        looked = await self.context.probe.look(
-            {(self.topic, p): f.position for p, f in found.items() if isinstance(f, Contents)}
-        )
-        kept: dict[int, dict[str, bytes]] = {}
-        for partition, contents in found.items():
-            why = contents
-            if isinstance(contents, Contents):
-                verdict = judge(contents.position, looked[(self.topic, partition)])
-                if verdict.keep:
-                    self._keep(partition, contents, verdict.behind)
-                    kept[partition] = contents.entries
-                    continue
-                assert verdict.reason is not None  # noqa: S101 - set whenever keep is False
-                why = verdict.reason, verdict.detail
-            if isinstance(why, tuple):
-                reason, detail = why
-                log.warning(
-                    "store %s[%d] not used, rebuilding it from the changelog: %s",
-                    self.table_name, partition, detail,
-                )  # fmt: skip
-                self.context.on_wipe(self.table_name, partition, reason, detail)
-            self._logs[partition] = PartitionLog.create(
-                self._path(partition), self._meta(partition)
-            )
-        log.info(
-            "store %s: partitions %s opened in %.2fs",
-            self.table_name, partitions, time.perf_counter() - began,
-        )  # fmt: skip
-        return kept
-
-    def _keep(self, partition: int, contents: Contents, behind: int) -> None:
-        if contents.valid_bytes < contents.file_bytes:
-            log.info(
-                "store %s[%d]: dropped a torn write (%d bytes) at the end of the file",
-                self.table_name, partition, contents.file_bytes - contents.valid_bytes,
-            )  # fmt: skip
-        self._logs[partition] = PartitionLog.open(self._path(partition), contents)
-        if contents.position is not None:
-            self._positions[partition] = contents.position
-        log.info(
-            "store %s[%d]: %d keys on disk at offset %s, %d changelog records after it",
-            self.table_name, partition, len(contents.entries),
-            None if contents.position is None else contents.position.offset, behind,
-        )  # fmt: skip
 
     def _maybe_compact(self, partition: int, partition_log: PartitionLog) -> None:
         if partition_log.wants_compaction(COMPACTION_SLACK_BYTES) and not self._compaction.locked():

@@ -23,9 +23,10 @@ from faust.stores.memory import Store as MemoryStore
 
 from scoring.customer_record import CustomerRecord
 from scoring.standings import Standings
+from streams.state.context import StoreContext
 from streams.state.log_file import Position
 from streams.state.positions import Positions
-from streams.state.store import OPTION, DurableStore, StoreContext
+from streams.state.store import OPTION, DurableStore
 
 RECORDS = "customers"
 CHECKPOINTS = "centroids"

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from faust.types import TP
 
+from streams.state.context import DataDirInUse, StoreContext
 from streams.state.log_file import Position, fingerprint, read_log
-from streams.state.store import DataDirInUse, DurableStore, StoreContext
+from streams.state.store import DurableStore
 from streams.state.trust import Changelog, WipeReason
 
 TOPIC = "app-customers-changelog"
