@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from schemas.model import SegmentModel
 from schemas.segments import FEATURE_NAMES
 from scoring.drift import binned_ks, psi
+from scoring.evaluation import Evaluation
 from scoring.population import PopulationHistogram
-from scoring.reassignment import Scored
 from scoring.standings import Standings
 
 DEFAULT_ADWIN_DELTA = 0.002
@@ -64,24 +64,31 @@ class DriftMonitor:
 
         self._detector = ADWIN(delta=self.adwin_delta)  # type: ignore[no-untyped-call]
 
-    def observe(self, scored: Scored) -> int:
-        """Take one block of scored customers; return the new distance detections.
+    def observe(self, evaluation: Evaluation) -> int:
+        """Take one evaluation's customers; return the new distance detections.
 
-        Only customers scored because of their own events feed the detector:
-        the sweep picks customers near a segment boundary, whose distances
-        differ by construction, and would make it alarm every day.
+        Each partition's population swaps the customers' previous contribution
+        for the new one. Only customers scored because of their own events feed
+        the detector: the sweep picks customers near a segment boundary, whose
+        distances differ by construction, and would make it alarm every day.
         """
-        self.population.update(
-            scored.partition, scored.before_as_of, scored.before, scored.as_of, scored.raw
-        )
-        if not scored.by_event:
+        masks = [evaluation.rows_of(slot) for slot in range(len(evaluation.partitions))]
+        for partition, mask in zip(evaluation.partitions, masks, strict=True):
+            kept = mask & evaluation.had
+            self.population.update(
+                partition, evaluation.before_as_of[kept], evaluation.before[kept],
+                evaluation.as_of_micros[mask], evaluation.raw[mask],
+            )  # fmt: skip
+        if not evaluation.by_event:
             return 0
         found = 0
         detector = self._detector
-        for distance in scored.distances.tolist():
-            detector.update(distance)  # type: ignore[no-untyped-call]
-            if detector.drift_detected:
-                found += 1
+        distances = evaluation.assigned_distances
+        for mask in masks:
+            for distance in distances[mask].tolist():
+                detector.update(distance)  # type: ignore[no-untyped-call]
+                if detector.drift_detected:
+                    found += 1
         self.detections += found
         return found
 

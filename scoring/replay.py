@@ -11,6 +11,7 @@ replays of the same input give identical output.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -19,7 +20,7 @@ from schemas.events import CustomerEvent
 from schemas.model import SegmentModel
 from schemas.segments import SegmentAssignment, SegmentChange
 from scoring.customer_record import CustomerRecord
-from scoring.reassignment import RescoreConfig, Rescored, Rescorer
+from scoring.reassignment import RescoreConfig, Rescorer, RescoreResult
 
 REPLAY_PARTITION = 0
 DEFAULT_BATCH = 500
@@ -54,24 +55,25 @@ def replay(
     def lookup(key: str, _partition: int) -> CustomerRecord | None:
         return records.get(key)
 
-    total = Rescored()
+    changes: list[SegmentChange] = []
+    counts: Counter[str] = Counter()
+
+    def take(result: RescoreResult) -> None:
+        records.update(result.records)
+        changes.extend(result.changes)
+        counts.update({outcome.value: n for outcome, n in result.counts.items()})
+
     for batch in _batches(events, batch_size):
         shard = rescorer.shard(REPLAY_PARTITION)
         latest = max(e.occurred_at for e in batch)
         now = latest if shard.watermark is None or latest > shard.watermark else shard.watermark
-        step = rescorer.process([(REPLAY_PARTITION, e) for e in batch], lookup, now)
-        records.update(step.records)
-        total.extend(step)
-        swept = rescorer.sweep(REPLAY_PARTITION, lookup, now, sys.maxsize)
-        records.update(swept.records)
-        total.extend(swept)
+        take(rescorer.process([(REPLAY_PARTITION, e) for e in batch], lookup, now))
+        take(rescorer.sweep(REPLAY_PARTITION, lookup, now, sys.maxsize))
     last = rescorer.shards.get(REPLAY_PARTITION)
     if last is not None and last.watermark is not None:
         last.due.reschedule_all(0)
-        final = rescorer.sweep(REPLAY_PARTITION, lookup, last.watermark, sys.maxsize)
-        records.update(final.records)
-        total.extend(final)
+        take(rescorer.sweep(REPLAY_PARTITION, lookup, last.watermark, sys.maxsize))
     assignments = rescorer.current_assignments(
         REPLAY_PARTITION, [(key, records[key]) for key in sorted(records)]
     )
-    return ReplayResult(total.changes, assignments, records, dict(total.counts))
+    return ReplayResult(changes, assignments, records, dict(counts))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from scoring.reassignment import Lookup, Rescored, Rescorer
+from scoring.reassignment import RecordLookup, Rescorer, RescoreResult
 
 DEFAULT_BUDGET_SECONDS = 0.01
 DEFAULT_CHUNK = 128
@@ -46,18 +46,18 @@ class SweepSlicer:
         self,
         rescorer: Rescorer,
         partitions: Sequence[int],
-        lookup: Lookup,
+        lookup: RecordLookup,
         now: datetime | None,
         budget_seconds: float | None = None,
         chunk: int | None = None,
-    ) -> Rescored:
+    ) -> RescoreResult:
         """One slice: rounds over the due customers of `partitions` until the budget is spent.
 
         `budget_seconds` narrows the slice's budget for this call, and `chunk` its
         rounds (neither ever widens): a slice ends at most one round past its
         budget, so a slice next to an event batch takes short rounds.
         """
-        result = Rescored()
+        result = RescoreResult()
         if not partitions or now is None:
             return result
         budget = self.budget_seconds
@@ -69,7 +69,7 @@ class SweepSlicer:
         started = self.clock()
         while self.clock() - started < budget:
             round_ = rescorer.sweep_round(ordered, lookup, now, share)
-            if not round_.counts["swept"] and not self.pending(rescorer, ordered, now):
+            if not round_.swept and not self.pending(rescorer, ordered, now):
                 break
             result.extend(round_)
         return result

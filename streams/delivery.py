@@ -40,7 +40,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas.settings import TopicNames
-from scoring.reassignment import Rescored
+from scoring.reassignment import RescoreResult
 from streams.intake import Letter
 from streams.kafka_clients import aiokafka_config
 from streams.settings import WorkerSettings
@@ -54,7 +54,7 @@ MAX_BATCH_BYTES = 512 * 1024
 class Step:
     """What one delivery lands: the core's result, dead letters, positions, checkpoints."""
 
-    result: Rescored
+    result: RescoreResult
     letters: Sequence[Letter] = ()
     positions: Mapping[int, int] = field(default_factory=dict)
     """Partition -> next input offset, for partitions whose input the step consumed."""

@@ -23,9 +23,9 @@ from prometheus_client import Counter as PromCounter
 from schemas.model import RejectionReason
 from schemas.segments import SegmentChange
 from scoring.holdout import HoldoutPolicy
+from scoring.outcomes import Outcome
 from scoring.standings import Standings
 
-OUTCOMES = ("applied", "duplicate", "too_old", "session", "future")
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
     300.0, 900.0, 3600.0, 21600.0, 86400.0, float("inf"),
@@ -180,13 +180,13 @@ class WorkerMetrics:
         """Start the ``/metrics`` HTTP server in a background thread."""
         start_http_server(port, addr=address, registry=self.registry)
 
-    def count(self, counts: Mapping[str, int]) -> None:
-        """Fold a `Rescored.counts` in."""
-        for outcome in OUTCOMES:
-            if counts.get(outcome):
-                self.events.labels(outcome).inc(counts[outcome])
-        if counts.get("swept"):
-            self.swept.inc(counts["swept"])
+    def count(self, counts: Mapping[Outcome, int], swept: int) -> None:
+        """Fold a `RescoreResult`'s outcomes and sweep count in."""
+        for outcome, n in counts.items():
+            if n:
+                self.events.labels(outcome.value).inc(n)
+        if swept:
+            self.swept.inc(swept)
 
     def observe_latency(self, clock: str, seconds: Sequence[float]) -> None:
         """Observe a batch's latencies (negative ones, from clock skew, count as 0)."""

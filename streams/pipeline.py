@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scoring.customer_record import CustomerRecord
-from scoring.reassignment import Rescored, Rescorer
+from scoring.reassignment import Rescorer, RescoreResult
 from scoring.sweep_slices import SweepSlicer
 from streams.batch_reader import BatchReader
 from streams.delivery import Delivery, Step
@@ -156,7 +156,7 @@ class Pipeline:
             begun = time.perf_counter()
             swept = self.slicer.run(rescorer, owned, self._lookup, datetime.now(UTC), share, chunk)
             timing["sweep"] = time.perf_counter() - begun
-            if not swept.counts["swept"]:
+            if not swept.swept:
                 return None
             return Step(swept, checkpoints=self._checkpoints(rescorer, swept))
 
@@ -169,25 +169,28 @@ class Pipeline:
         if records:
             self.metrics.batch_seconds.observe(time.perf_counter() - started - timing["sweep"])
 
-    def _checkpoints(self, rescorer: Rescorer, result: Rescored) -> dict[int, dict[str, object]]:
+    def _checkpoints(
+        self, rescorer: Rescorer, result: RescoreResult
+    ) -> dict[int, dict[str, object]]:
         """Centroid checkpoints of the partitions that learned (none when frozen)."""
         if rescorer.config.learning_rate <= 0:
             return {}
-        return {p: rescorer.checkpoint(p) for p in {s.partition for s in result.scored}}
+        return {p: rescorer.checkpoint(p) for p in result.partitions}
 
-    def _observe(self, result: Rescored) -> None:
+    def _observe(self, result: RescoreResult) -> None:
         monitor = self.state.monitor
         metrics = self.metrics
         if monitor is not None:
-            found = sum(monitor.observe(scored) for scored in result.scored)
+            found = sum(monitor.observe(evaluation) for evaluation in result.evaluations)
             if found:
                 metrics.detections.inc(found)
                 log.info("distance drift detected (%d so far)", monitor.detections)
         counts = self.state.counts
-        counts.update(result.counts)
+        counts.update({outcome.value: n for outcome, n in result.counts.items()})
+        counts["swept"] += result.swept
         counts["changes"] += len(result.changes)
         counts["assignments"] += len(result.assignments)
-        metrics.count(result.counts)
+        metrics.count(result.counts, result.swept)
         metrics.changed(result.changes, {key: r.partition for key, r in result.records.items()})
 
     def _observe_intake(self, intake: Intake) -> None:

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from schemas.model import ReferenceDistribution, SegmentModel
-from schemas.segments import FEATURE_NAMES
+from schemas.segments import FEATURE_NAMES, ChangeReason
 from scoring.drift import proportions, reference_edges
 from scoring.drift_monitor import DriftMonitor, FeatureDrift
+from scoring.evaluation import Evaluation
 from scoring.population import PopulationHistogram
-from scoring.reassignment import Scored
 from scoring.retrain_policy import RetrainPolicy, RetrainThresholds
 from scoring.rfm import MICROS_PER_DAY
 from scoring.standings import Standings
@@ -43,13 +43,25 @@ def scored(
     partition: int = 0,
     day: float = DAY0,
     before: tuple[np.ndarray, np.ndarray] | None = None,
-) -> Scored:
+) -> Evaluation:
+    """An evaluation of `raw` rows of one partition: by events when `distances` are given
+    (one centroid), by the sweep otherwise; `before` are the first rows' previous ones."""
     n = len(raw)
     as_of = np.full(n, int(day * MICROS_PER_DAY), dtype=np.int64)
     old_raw, old_as_of = before if before is not None else (np.zeros((0, 3)), np.zeros(0, np.int64))
-    return Scored(
-        partition, raw, as_of, np.ones(n) if distances is None else distances,
-        distances is not None, old_raw, old_as_of,
+    had = np.arange(n) < len(old_raw)
+    previous = np.zeros((n, 3))
+    previous[: len(old_raw)] = old_raw
+    previous_as_of = np.zeros(n, dtype=np.int64)
+    previous_as_of[: len(old_raw)] = old_as_of
+    return Evaluation(
+        reason=ChangeReason.RECENCY if distances is None else ChangeReason.EVENT,
+        keys=[f"c{i}" for i in range(n)], records=[], as_of=[], vectors=[],
+        partitions=[partition], owner=np.zeros(n, dtype=np.int64), raw=raw, embedded=raw,
+        distances=(np.ones(n) if distances is None else distances).reshape(-1, 1),
+        chosen=np.zeros(n, dtype=np.int64), membership=[], confidence=[],
+        due=np.zeros(n, dtype=np.int64), as_of_micros=as_of, had=had, before=previous,
+        before_as_of=previous_as_of,
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from schemas import CustomerEvent, EventType
 from schemas.segments import FEATURE_NAMES, ChangeReason, SegmentAssignment, SegmentChange
 from scoring.customer_record import CustomerRecord
 from scoring.online_clusters import OnlineCentroids
-from scoring.reassignment import Lookup, RescoreConfig, Rescorer
+from scoring.reassignment import RecordLookup, RescoreConfig, Rescorer
 from scoring.standings import Standings
 from tests.support.toy_model import AT_RISK, CENTROIDS, CHAMPIONS, REGULAR, toy_model
 
@@ -42,7 +42,7 @@ def purchases_in_time_order(raw: list[tuple[int, int, int]]) -> list[CustomerEve
     )
 
 
-def by_key(records: dict[str, CustomerRecord]) -> Lookup:
+def by_key(records: dict[str, CustomerRecord]) -> RecordLookup:
     """A lookup over a plain dict (the partition does not matter)."""
 
     def lookup(key: str, _partition: int) -> CustomerRecord | None:
@@ -71,9 +71,9 @@ class Harness:
         return self._keep(self.rescorer.sweep(partition, self.lookup, T0, limit))
 
     def _keep(self, result: object) -> list[SegmentChange]:
-        from scoring.reassignment import Rescored
+        from scoring.reassignment import RescoreResult
 
-        assert isinstance(result, Rescored)
+        assert isinstance(result, RescoreResult)
         self.records.update(result.records)
         self.changes.extend(result.changes)
         self.assignments.extend(result.assignments)
@@ -182,7 +182,7 @@ def test_the_sweep_is_bounded_per_call_and_reaches_everyone() -> None:
     assert h.sweep() == [] and h.rescorer.shard(0).due.next_due() is not None  # nothing due yet
     h.feed(purchase("clock", T0 + timedelta(days=31), n=1))  # past the 30-day recheck
     first = h.rescorer.sweep(0, h.lookup, T0, limit=20)
-    assert first.counts["swept"] == 20
+    assert first.swept == 20
     h._keep(first)
     h.sweep(limit=1000)
     assert all(h.records[f"c{i}"].as_of == T0 + timedelta(days=31) for i in range(50))
@@ -280,7 +280,7 @@ def test_due_time_look_ahead_makes_the_moves_of_a_daily_sweep_at_most_a_period_l
         for day in range(1, days):
             h.feed(purchase("clock", T0 + timedelta(days=day), 1.0, n=day))
             result = h.rescorer.sweep(0, h.lookup, T0, 10_000)
-            swept += result.counts["swept"]
+            swept += result.swept
             h._keep(result)
         moves: dict[str, list[tuple[int | None, int, datetime]]] = {}
         for c in h.changes:
@@ -300,28 +300,29 @@ def test_due_time_look_ahead_makes_the_moves_of_a_daily_sweep_at_most_a_period_l
     assert ahead_swept <= daily_swept
 
 
-def test_scored_blocks_say_whether_an_event_or_the_sweep_scored_them() -> None:
+def test_evaluations_say_whether_an_event_or_the_sweep_scored_them() -> None:
     h = Harness()
     result = h.rescorer.process([(0, purchase("c", T0, 80.0))], h.lookup, T0)
     h.records.update(result.records)
-    assert [(len(s.raw), s.by_event) for s in result.scored] == [(1, True)]
-    assert result.scored[0].distances.shape == (1,)
+    assert [(len(e), e.by_event) for e in result.evaluations] == [(1, True)]
+    assert result.evaluations[0].assigned_distances.shape == (1,)
     h.feed(purchase("other", T0 + timedelta(days=200)))
     swept = h.rescorer.sweep(0, h.lookup, T0, 1000)
-    assert swept.scored and not any(s.by_event for s in swept.scored)
+    assert swept.evaluations and not any(e.by_event for e in swept.evaluations)
 
 
-def test_scored_blocks_carry_the_previous_evaluation_of_each_customer() -> None:
+def test_evaluations_carry_the_previous_evaluation_of_each_customer() -> None:
     h = Harness()
     first = h.rescorer.process([(0, purchase("c", T0, 80.0))], h.lookup, T0)
     h.records.update(first.records)
-    (block,) = first.scored
-    assert block.before.shape == (0, 3) and block.before_as_of.shape == (0,)
+    (block,) = first.evaluations
+    assert not block.had.any()
     later = T0 + timedelta(days=3)
     again = h.rescorer.process([(0, purchase("c", later, 20.0, 1))], h.lookup, later)
-    (block,) = again.scored
-    assert block.before.tolist() == first.scored[0].raw.tolist()
-    assert block.before_as_of.tolist() == first.scored[0].as_of.tolist()
+    (block,) = again.evaluations
+    assert block.had.tolist() == [True]
+    assert block.before.tolist() == first.evaluations[0].raw.tolist()
+    assert block.before_as_of.tolist() == first.evaluations[0].as_of_micros.tolist()
     assert block.raw[0, 1:].tolist() == [2.0, 100.0]
 
 

@@ -49,8 +49,9 @@ def loaded(
 def served(result: object) -> Counter[int]:
     """Customers re-scored per partition by one slice."""
     counts: Counter[int] = Counter()
-    for block in result.scored:  # type: ignore[attr-defined]
-        counts[block.partition] += len(block.raw)
+    for evaluation in result.evaluations:  # type: ignore[attr-defined]
+        for slot, partition in enumerate(evaluation.partitions):
+            counts[partition] += int(evaluation.rows_of(slot).sum())
     return counts
 
 
@@ -86,8 +87,8 @@ def test_nothing_due_or_no_clock_means_an_empty_slice() -> None:
     rescorer = Rescorer(toy_model())
     slicer = SweepSlicer()
     assert not slicer.pending(rescorer, [0, 1], T0)
-    assert slicer.run(rescorer, [0, 1], lambda k, _: None, T0).counts["swept"] == 0
-    assert slicer.run(rescorer, [], lambda k, _: None, T0).counts["swept"] == 0
+    assert slicer.run(rescorer, [0, 1], lambda k, _: None, T0).swept == 0
+    assert slicer.run(rescorer, [], lambda k, _: None, T0).swept == 0
     with pytest.raises(ValueError, match="positive"):
         SweepSlicer(budget_seconds=0)
 

@@ -1,0 +1,173 @@
+"""What an evaluation says to downstream services: segment changes and assignments.
+
+From an `Evaluation` (pure: nothing changed yet) this decides, per row,
+whether the customer moved (a `SegmentChange`, and a `Move` for its record's
+history), whether an assignment goes out (always for customers scored because
+of their own events; otherwise only when something material changed), and
+whether the record must be written. Pure: the `Rescorer` applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from schemas._base import trusted
+from schemas.segments import ChangeReason, RfmFeatures, SegmentAssignment, SegmentChange
+from scoring.active_model import ActiveModel
+from scoring.customer_record import CustomerRecord, Move, to_micros
+from scoring.evaluation import Evaluation
+from scoring.holdout import HoldoutPolicy
+from scoring.membership import confidence, membership
+
+
+@dataclass(frozen=True)
+class Emission:
+    """The outputs of one evaluation, and what its rows' records need."""
+
+    changes: list[SegmentChange]
+    assignments: list[SegmentAssignment]
+    moves: list[Move | None]
+    """Per row: the change to remember in the record's history, if it moved."""
+    written: list[bool]
+    """Per row: whether the record must be persisted."""
+
+
+def emit(
+    evaluation: Evaluation,
+    active: ActiveModel,
+    now: datetime,
+    *,
+    always_emit: bool,
+    names_seen: Mapping[int, str],
+    holdout: HoldoutPolicy,
+    dirty: Set[str] = frozenset(),
+) -> Emission:
+    """Changes, assignments, moves and writes for `evaluation` (see the module docstring).
+
+    `dirty` names customers whose records changed before scoring (the sweep
+    pruned them), which must be written even when nothing is emitted.
+    """
+    changes: list[SegmentChange] = []
+    assignments: list[SegmentAssignment] = []
+    moves: list[Move | None] = []
+    written: list[bool] = []
+    holding = holdout.enabled
+    by_event = evaluation.by_event
+    for row, (key, record) in enumerate(zip(evaluation.keys, evaluation.records, strict=True)):
+        as_of, vector = evaluation.as_of[row], evaluation.vectors[row]
+        index = int(evaluation.chosen[row])
+        segment_id = active.space.segment_ids[index]
+        model_changed = record.model_version != active.version
+        moved = record.segment_id != segment_id
+        previous = record.vector
+        material = moved or model_changed or previous is None or previous[1:] != vector[1:]
+        emitting = always_emit or material
+        move = None
+        if moved or emitting:
+            features = trusted(
+                RfmFeatures, recency_days=vector[0], frequency=vector[1], monetary=vector[2]
+            )
+            soft = dict(zip(active.membership_keys, evaluation.membership[row], strict=True))
+            held = holding and holdout.is_holdout(key, segment_id)
+        if moved:
+            why = (
+                ChangeReason.MODEL_UPDATE
+                if model_changed and record.model_version is not None
+                else evaluation.reason
+            )
+            move = Move(
+                to_micros(as_of) // 1_000_000, record.segment_id, segment_id, why.value,
+                active.version,
+            )  # fmt: skip
+            changes.append(
+                trusted(
+                    SegmentChange,
+                    customer_id=key,
+                    previous_segment_id=record.segment_id,
+                    previous_segment_name=(
+                        None if record.segment_id is None else names_seen.get(record.segment_id)
+                    ),
+                    segment_id=segment_id,
+                    segment_name=active.names[index],
+                    model_version=active.version,
+                    reason=why,
+                    membership=soft,
+                    confidence=evaluation.confidence[row],
+                    holdout=held,
+                    features=features,
+                    as_of=as_of,
+                    emitted_at=now,
+                    trigger_event_id=record.trigger_event_id if by_event else None,
+                )
+            )
+        if emitting:
+            assignments.append(
+                trusted(
+                    SegmentAssignment,
+                    customer_id=key,
+                    segment_id=segment_id,
+                    segment_name=active.names[index],
+                    model_version=active.version,
+                    features=features,
+                    as_of=as_of,
+                    membership=soft,
+                    confidence=evaluation.confidence[row],
+                    holdout=held,
+                )
+            )
+        moves.append(move)
+        # A sweep that only moved the clock forward needs no write: after a
+        # restart the customer is simply due a little earlier.
+        written.append(emitting or key in dirty)
+    return Emission(changes, assignments, moves, written)
+
+
+def standing_assignments(
+    active: ActiveModel,
+    centroids: NDArray[np.float64],
+    holdout: HoldoutPolicy,
+    items: Sequence[tuple[str, CustomerRecord]],
+) -> list[SegmentAssignment]:
+    """Each assigned customer's segment as its record holds it, with membership,
+    confidence and holdout against `centroids` as they stand (lookups)."""
+    rows = [
+        (key, record, record.vector, record.segment_id, record.as_of)
+        for key, record in items
+        if record.segment_id is not None
+        and record.vector is not None
+        and record.as_of is not None
+        and record.segment_id in active.index_of
+    ]
+    if not rows:
+        return []
+    raw = np.asarray([vector for _, _, vector, _, _ in rows], dtype=np.float64)
+    distances = active.space.distances_to(active.space.embed(raw), centroids)
+    scores = np.round(membership(distances, active.temperature), 6).tolist()
+    margins = np.round(confidence(distances), 6).tolist()
+    out = []
+    for row, (key, _, vector, segment_id, as_of) in enumerate(rows):
+        assert vector is not None  # noqa: S101 - filtered above
+        assert segment_id is not None  # noqa: S101
+        assert as_of is not None  # noqa: S101
+        recency, frequency, monetary = vector
+        out.append(
+            SegmentAssignment(
+                customer_id=key,
+                segment_id=segment_id,
+                segment_name=active.names[active.index_of[segment_id]],
+                model_version=active.version,
+                features=RfmFeatures(
+                    recency_days=recency, frequency=int(frequency), monetary=monetary
+                ),
+                as_of=as_of,
+                membership=dict(zip(active.membership_keys, scores[row], strict=True)),
+                confidence=margins[row],
+                holdout=holdout.is_holdout(key, segment_id),
+            )
+        )
+    return out

@@ -1,0 +1,229 @@
+"""Scoring customers, as a pure step: from records and centroids to what they found.
+
+`evaluate` scores customers of any owned partitions in one vectorised pass,
+each against its own partition's online centroids: their features as of
+their partition's clock, distances, the segment hysteresis chooses,
+membership, confidence and when each is due again. It changes nothing: the
+records, the due-time index and the centroids are the `Rescorer`'s to
+update (`scoring.reassignment`), and the outputs are `scoring.emission`'s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+from schemas.segments import ChangeReason
+from scoring.active_model import ActiveModel
+from scoring.customer_record import CustomerRecord, to_micros
+from scoring.hysteresis import choose_many
+from scoring.membership import confidence, membership
+from scoring.rfm import MICROS_PER_DAY
+from scoring.space import rowwise_distances
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+LOOKAHEAD_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Customers scored together (rows), and what the scoring found for each.
+
+    Rows belong to partitions through ``slots``: row ``i`` is a customer of
+    partition ``partitions[owner[i]]``. ``before`` and ``before_as_of`` hold the
+    previous evaluation of the rows that had one (``had``), for drift.
+    """
+
+    reason: ChangeReason
+    """Why these customers were scored: their own events, or the sweep (recency)."""
+    keys: list[str]
+    records: list[CustomerRecord]
+    as_of: list[datetime]
+    vectors: list[tuple[float, int, float]]
+    partitions: list[int]
+    owner: IntArray
+    raw: FloatArray
+    embedded: FloatArray
+    distances: FloatArray
+    chosen: IntArray
+    """Index of each row's segment in the active model."""
+    membership: list[list[float]]
+    confidence: list[float]
+    due: IntArray
+    """When each row is due again (microseconds since the epoch), expiry included."""
+    as_of_micros: IntArray
+    had: NDArray[np.bool_]
+    before: FloatArray
+    before_as_of: IntArray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def by_event(self) -> bool:
+        """Scored because of their own events (not picked by the sweep, which favours
+        customers near a boundary and so sees different distances)."""
+        return self.reason is ChangeReason.EVENT
+
+    def rows_of(self, slot: int) -> NDArray[np.bool_]:
+        """Rows of the partition in `slot`."""
+        mask: NDArray[np.bool_] = self.owner == slot
+        return mask
+
+    @property
+    def assigned_distances(self) -> FloatArray:
+        """Each row's distance to the centroid it was assigned."""
+        chosen: FloatArray = self.distances[np.arange(len(self.keys)), self.chosen]
+        return chosen
+
+
+@dataclass(frozen=True)
+class Unscored:
+    """Customers `evaluate` could not score: no purchase yet (their state is kept)."""
+
+    items: list[tuple[str, CustomerRecord]]
+
+
+def evaluate(
+    items: Sequence[tuple[str, CustomerRecord]],
+    reason: ChangeReason,
+    active: ActiveModel,
+    centroids: Mapping[int, FloatArray],
+    watermarks: Mapping[int, datetime],
+    *,
+    margin: float,
+    sweep_period: timedelta,
+    recheck_period: timedelta,
+) -> tuple[Evaluation | None, Unscored]:
+    """Score `items` against their partitions' `centroids` at their partitions' clocks."""
+    slot_of: dict[int, int] = {}
+    partitions: list[int] = []
+    rows: list[tuple[str, CustomerRecord, datetime, tuple[float, int, float]]] = []
+    owners: list[int] = []
+    unscored: list[tuple[str, CustomerRecord]] = []
+    for key, record in items:
+        slot = slot_of.get(record.partition)
+        if slot is None:
+            slot = slot_of[record.partition] = len(partitions)
+            partitions.append(record.partition)
+        watermark = watermarks[record.partition]
+        as_of = watermark if record.as_of is None or record.as_of < watermark else record.as_of
+        vector = record.state.vector(as_of)
+        if vector is None:  # no purchase yet: remember the state, assign nothing
+            unscored.append((key, record))
+            continue
+        rows.append((key, record, as_of, vector))
+        owners.append(slot)
+    if not rows:
+        return None, Unscored(unscored)
+    owner = np.asarray(owners, dtype=np.int64)
+    stacked = np.stack([centroids[p] for p in partitions])
+    raw = np.asarray([v for _, _, _, v in rows], dtype=np.float64)
+    embedded = active.space.embed(raw)
+    distances = rowwise_distances(embedded, stacked[owner])
+    current = np.asarray(
+        [
+            -1 if r.segment_id is None else active.index_of.get(r.segment_id, -1)
+            for _, r, _, _ in rows
+        ],
+        dtype=np.int64,
+    )
+    chosen = choose_many(distances, current, margin)
+    as_of_micros = np.asarray([to_micros(a) for _, _, a, _ in rows], dtype=np.int64)
+    records = [r for _, r, _, _ in rows]
+    had, before, before_as_of = _previous(records)
+    due = next_due(
+        active, stacked, owner, raw, chosen, as_of_micros,
+        margin=margin, sweep_period=sweep_period, recheck_period=recheck_period,
+    )  # fmt: skip
+    expiries = [r.state.next_expiry() for r in records]
+    if any(e is not None for e in expiries):
+        cap = np.asarray(
+            [np.iinfo(np.int64).max if e is None else e * MICROS_PER_DAY for e in expiries],
+            dtype=np.int64,
+        )
+        due = np.minimum(due, cap)
+    evaluation = Evaluation(
+        reason=reason,
+        keys=[k for k, _, _, _ in rows],
+        records=records,
+        as_of=[a for _, _, a, _ in rows],
+        vectors=[v for _, _, _, v in rows],
+        partitions=partitions,
+        owner=owner,
+        raw=raw,
+        embedded=embedded,
+        distances=distances,
+        chosen=chosen,
+        membership=np.round(membership(distances, active.temperature), 6).tolist(),
+        confidence=np.round(confidence(distances), 6).tolist(),
+        due=due,
+        as_of_micros=as_of_micros,
+        had=had,
+        before=before,
+        before_as_of=before_as_of,
+    )
+    return evaluation, Unscored(unscored)
+
+
+def _previous(records: Sequence[CustomerRecord]) -> tuple[NDArray[np.bool_], FloatArray, IntArray]:
+    """Which records had an evaluation, and its features and time."""
+    n = len(records)
+    had = np.asarray([r.vector is not None and r.as_of is not None for r in records], dtype=bool)
+    before = np.zeros((n, 3), dtype=np.float64)
+    before_as_of = np.zeros(n, dtype=np.int64)
+    for row in np.flatnonzero(had).tolist():
+        record = records[row]
+        before[row] = record.vector
+        before_as_of[row] = to_micros(record.as_of)  # type: ignore[arg-type]
+    return had, before, before_as_of
+
+
+def next_due(
+    active: ActiveModel,
+    centroids: FloatArray,
+    owner: IntArray,
+    raw: FloatArray,
+    chosen: IntArray,
+    base: IntArray,
+    *,
+    margin: float,
+    sweep_period: timedelta,
+    recheck_period: timedelta,
+) -> IntArray:
+    """When each customer must be looked at again if nothing else happens.
+
+    Recency grows with time while frequency and monetary stay put until a
+    day leaves the window (`evaluate` caps the result there). Looking ahead
+    one sweep period at a time up to the recheck period, the first step at
+    which the hysteresis decision would differ is when the customer is due:
+    a move is made at most one sweep period late, and customers far from any
+    boundary cost nothing until their recheck. Each row looks ahead against
+    its own partition's centroids (``centroids[owner]``).
+    """
+    step = sweep_period / timedelta(days=1)
+    horizon = max(1, math.ceil(recheck_period / sweep_period))
+    offsets = step * np.arange(1, horizon + 1, dtype=np.float64)
+    space = active.space
+    n = len(raw)
+    steps = np.full(n, horizon - 1, dtype=np.int64)
+    for start in range(0, n, LOOKAHEAD_CHUNK):
+        part = raw[start : start + LOOKAHEAD_CHUNK]
+        m = len(part)
+        future = np.repeat(part[:, None, :], horizon, axis=1)
+        future[:, :, 0] += offsets[None, :]
+        owners = np.repeat(owner[start : start + m], horizon)
+        distances = rowwise_distances(space.embed(future.reshape(-1, 3)), centroids[owners])
+        current = np.repeat(chosen[start : start + m], horizon)
+        decided = choose_many(distances, current, margin).reshape(m, horizon)
+        differs = decided != chosen[start : start + m, None]
+        first = np.argmax(differs, axis=1)
+        steps[start : start + m] = np.where(differs.any(axis=1), first, horizon - 1)
+    due: IntArray = base + np.round(offsets[steps] * MICROS_PER_DAY).astype(np.int64)
+    return due
