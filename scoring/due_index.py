@@ -31,6 +31,10 @@ class DueIndex:
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, str]] = []
+        self._bulk: list[int] = []
+        """Due times of a restored partition, sorted (`schedule_many`), read from `_next`."""
+        self._bulk_keys: list[str] = []
+        self._next = 0
         self._due: dict[str, int] = {}
         self._hours: Counter[int] = Counter()
         """Live keys per hour of due time, for `count_before`."""
@@ -53,11 +57,14 @@ class DueIndex:
         self._due[key] = due
         self._hours[due // _HOUR] += 1
         heapq.heappush(self._heap, (due, key))
-        if len(self._heap) > 2 * len(self._due) + 1024:
+        if len(self._heap) + len(self._bulk) - self._next > 2 * len(self._due) + 1024:
             self._rebuild()
 
     def schedule_many(self, keys: Sequence[str], dues: NDArray[np.int64]) -> None:
-        """(Re)schedule many keys at once (a restored partition: one sort, no heap pushes).
+        """(Re)schedule many keys at once (a restored partition: one sort, no heap).
+
+        Into an empty index they go as one sorted run beside the heap (keys due at
+        the same time in no particular order).
 
         >>> import numpy as np
         >>> index = DueIndex()
@@ -75,7 +82,7 @@ class DueIndex:
         self._due = dict(zip(ordered_keys, ordered, strict=True))
         hours, counts = np.unique(dues // _HOUR, return_counts=True)
         self._hours = Counter(dict(zip(hours.tolist(), counts.tolist(), strict=True)))
-        self._heap = list(zip(ordered, ordered_keys, strict=True))  # sorted: already a heap
+        self._heap, self._bulk, self._bulk_keys, self._next = [], ordered, ordered_keys, 0
 
     def remove(self, key: str) -> None:
         """Forget `key` (its heap entry becomes stale)."""
@@ -91,12 +98,34 @@ class DueIndex:
         else:
             del self._hours[hour]
 
+    def _take(self) -> tuple[int, str] | None:
+        """The earliest entry (possibly stale) of the heap and the sorted run, removed."""
+        heap, bulk = self._heap, self._bulk
+        if self._next < len(bulk) and (not heap or bulk[self._next] < heap[0][0]):
+            entry = (bulk[self._next], self._bulk_keys[self._next])
+            self._next += 1
+            if self._next == len(bulk):
+                self._bulk, self._bulk_keys, self._next = [], [], 0
+            return entry
+        return heapq.heappop(heap) if heap else None
+
+    def _peek(self) -> int | None:
+        heap, bulk = self._heap, self._bulk
+        first = heap[0][0] if heap else None
+        if self._next < len(bulk) and (first is None or bulk[self._next] < first):
+            return bulk[self._next]
+        return first
+
     def pop_due(self, now: int, limit: int) -> list[str]:
         """Up to `limit` keys due at or before `now`, earliest first, unscheduled."""
         out: list[str] = []
-        heap = self._heap
-        while heap and len(out) < limit and heap[0][0] <= now:
-            due, key = heapq.heappop(heap)
+        while len(out) < limit:
+            first = self._peek()
+            if first is None or first > now:
+                break
+            entry = self._take()
+            assert entry is not None  # noqa: S101 - peeked
+            due, key = entry
             if self._due.get(key) == due:
                 del self._due[key]
                 self._uncount(due)
@@ -105,9 +134,15 @@ class DueIndex:
 
     def next_due(self) -> int | None:
         """The earliest live due time, or None when empty."""
-        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+        while True:
+            first = self._peek()
+            if first is None:
+                return None
+            heap = self._heap
+            key = heap[0][1] if heap and heap[0][0] == first else self._bulk_keys[self._next]
+            if self._due.get(key) == first:
+                return first
+            self._take()
 
     def reschedule_all(self, due: int) -> None:
         """Make every scheduled key due at `due` (after a model change)."""
@@ -131,3 +166,4 @@ class DueIndex:
     def _rebuild(self) -> None:
         self._heap = [(due, key) for key, due in self._due.items()]
         heapq.heapify(self._heap)
+        self._bulk, self._bulk_keys, self._next = [], [], 0

@@ -10,7 +10,7 @@ into arrays in one pass over the heads, never decoding whole records.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,27 +64,31 @@ class Standings:
 
     @classmethod
     def of_records(cls, items: Iterable[tuple[str, bytes]]) -> Standings:
-        """Read where each (key, `CustomerRecord.dumps()` bytes) stands.
+        """Read where each (key, `CustomerRecord.dumps()` bytes) stands."""
+        keys: list[str] = []
+        values: list[bytes] = []
+        for key, data in items:
+            keys.append(key)
+            values.append(data)
+        return cls.of_values(keys, values)
+
+    @classmethod
+    def of_values(cls, keys: list[str], values: Sequence[bytes]) -> Standings:
+        """Read where each customer stands from its record's bytes (`keys` in the same order).
 
         Records of the current format are read from their fixed heads, all at
         once; records of the first (all-JSON) format one by one.
         """
-        keys: list[str] = []
-        heads: list[bytes] = []
-        legacy: list[tuple[int, bytes]] = []
         size = HEAD.size
-        for row, (key, data) in enumerate(items):
-            keys.append(key)
-            if data[:1] == b"{":
-                legacy.append((row, data))
-                heads.append(_EMPTY_HEAD)
-            elif len(data) < size:
-                raise ValueError(f"record of {key!r}: {len(data)} bytes, not a record")
-            else:
-                heads.append(data[:size])
-        table = np.frombuffer(b"".join(heads), dtype=_HEAD_DTYPE)
-        if not bool((table["format"] == RECORD_FORMAT).all()):
-            raise ValueError(f"records of unknown format {set(table['format'].tolist())}")
+        heads = b"".join([data[:size] for data in values])
+        if len(heads) != size * len(values):
+            short = next(k for k, data in zip(keys, values, strict=True) if len(data) < size)
+            raise ValueError(f"record of {short!r}: too short, not a record")
+        table = np.frombuffer(heads, dtype=_HEAD_DTYPE)
+        legacy = np.flatnonzero(table["format"] == _JSON_START).tolist()
+        formats = np.delete(table["format"], legacy)
+        if not bool((formats == RECORD_FORMAT).all()):
+            raise ValueError(f"records of unknown format {set(formats.tolist())}")
         standings = cls(
             keys,
             table["segment"].astype(np.int64),
@@ -94,8 +98,8 @@ class Standings:
                 [table["recency"], table["frequency"].astype(np.float64), table["monetary"]]
             ).reshape(-1, 3),
         )
-        for row, data in legacy:
-            standings._set_legacy(row, from_json(data))
+        for row in legacy:
+            standings._set_legacy(row, from_json(values[row]))
         return standings
 
     def _set_legacy(self, row: int, body: dict[str, Any]) -> None:
@@ -113,4 +117,5 @@ _HEAD_DTYPE = np.dtype(
      ("recency", "<f8"), ("frequency", "<i4"), ("monetary", "<f8")]
 )  # fmt: skip
 assert _HEAD_DTYPE.itemsize == HEAD.size  # noqa: S101 - the two layouts must agree
-_EMPTY_HEAD = HEAD.pack(RECORD_FORMAT, _NONE, _NONE, _NONE, np.nan, 0, np.nan)
+_JSON_START = ord("{")
+"""The first byte of a record of the first format (all JSON)."""

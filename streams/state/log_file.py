@@ -27,13 +27,13 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 import zlib
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate, pairwise
 from pathlib import Path
-
-import numpy as np
 
 MAGIC = b"RSSTORE\n"
 STORE_FORMAT = 1
@@ -44,6 +44,8 @@ _SNAPSHOT = b"S"
 _DELTA = b"D"
 _HEADER = b"H"
 _DELETED = -1
+_BIG_ENDIAN = sys.byteorder == "big"
+assert array("I").itemsize == array("i").itemsize == 4  # noqa: S101 - lengths are 32-bit
 
 
 class Unreadable(ValueError):
@@ -147,43 +149,47 @@ def _framed(body: bytes) -> bytes:
     return _FRAME.pack(len(body), zlib.crc32(body)) + body
 
 
-def _apply(body: bytes, entries: dict[str, bytes]) -> Position:
-    """Fold one data frame's body into `entries`; the position it moves the file to."""
-    offset, print_, count = _DATA.unpack_from(body, 1)
-    at = 1 + _DATA.size
-    key_lengths = np.frombuffer(body, dtype="<u4", count=count, offset=at)
-    value_lengths = np.frombuffer(body, dtype="<i4", count=count, offset=at + 4 * count)
-    keys_at = at + 8 * count
-    key_ends = np.cumsum(key_lengths, dtype=np.int64)
-    key_blob = body[keys_at : keys_at + (int(key_ends[-1]) if count else 0)]
-    if body[:1] == _SNAPSHOT:
+def _lengths(code: str, data: bytes, at: int, count: int) -> array[int]:
+    """`count` little-endian 32-bit lengths at byte `at` of `data`."""
+    lengths = array(code)
+    lengths.frombytes(data[at : at + 4 * count])
+    if _BIG_ENDIAN:
+        lengths.byteswap()
+    return lengths
+
+
+def _apply(data: bytes, start: int, entries: dict[str, bytes]) -> Position:
+    """Fold the data frame whose body starts at `start` into `entries`; where it moves to."""
+    offset, print_, count = _DATA.unpack_from(data, start + 1)
+    if data[start : start + 1] == _SNAPSHOT:
         entries.clear()
     if not count:
         return Position(offset, print_)
-    key_starts = (key_ends - key_lengths).tolist()
-    ends = key_ends.tolist()
+    at = start + 1 + _DATA.size
+    key_lengths = _lengths("I", data, at, count)
+    value_lengths = _lengths("i", data, at + 4 * count, count)
+    keys_at = at + 8 * count
+    key_ends = list(accumulate(key_lengths))
+    key_starts = [0, *key_ends[:-1]]
+    key_blob = data[keys_at : keys_at + key_ends[-1]]
     if key_blob.isascii():  # one decode, then character offsets equal byte offsets
         text = key_blob.decode()
-        keys = [text[a:b] for a, b in zip(key_starts, ends, strict=True)]
+        keys = [text[a:b] for a, b in zip(key_starts, key_ends, strict=True)]
     else:
-        keys = [key_blob[a:b].decode() for a, b in zip(key_starts, ends, strict=True)]
-    values_at = keys_at + len(key_blob)
-    stored = np.maximum(value_lengths, 0).astype(np.int64)
-    value_ends = (values_at + np.cumsum(stored)).tolist()
-    value_starts = (np.asarray(value_ends, dtype=np.int64) - stored).tolist()
-    if bool((value_lengths >= 0).all()):
-        entries.update(
-            zip(keys, [body[a:b] for a, b in zip(value_starts, value_ends, strict=True)],
-                strict=True)
-        )  # fmt: skip
-    else:
-        for key, length, a, b in zip(
-            keys, value_lengths.tolist(), value_starts, value_ends, strict=True
-        ):
-            if length == _DELETED:
-                entries.pop(key, None)
-            else:
-                entries[key] = body[a:b]
+        keys = [key_blob[a:b].decode() for a, b in zip(key_starts, key_ends, strict=True)]
+    values_at = keys_at + key_ends[-1]
+    if min(value_lengths) >= 0:
+        value_ends = list(accumulate(value_lengths, initial=values_at))
+        values = [data[a:b] for a, b in pairwise(value_ends)]
+        entries.update(zip(keys, values, strict=True))
+        return Position(offset, print_)
+    cursor = values_at
+    for key, length in zip(keys, value_lengths, strict=True):
+        if length == _DELETED:
+            entries.pop(key, None)
+        else:
+            entries[key] = data[cursor : cursor + length]
+            cursor += length
     return Position(offset, print_)
 
 
@@ -194,37 +200,37 @@ def read_log(path: Path, limit: int | None = None) -> Contents:
     if not data.startswith(MAGIC):
         raise Unreadable("not a store file (no magic bytes)")
     at = len(MAGIC)
-    body, end = _frame_at(data, at)
-    if body is None:
+    end = _frame_at(data, at)
+    if end is None:
         raise Unreadable("no header frame")
-    meta = LogMeta.decode(body)
+    meta = LogMeta.decode(data[at + _FRAME.size : end])
     entries: dict[str, bytes] = {}
     position: Position | None = None
     at = end
     while at < len(data):
-        body, end = _frame_at(data, at)
-        if body is None:
+        end = _frame_at(data, at)
+        if end is None:
             break
-        if body[:1] not in (_SNAPSHOT, _DELTA):
-            raise Unreadable(f"frame of unknown kind {body[:1]!r} at byte {at}")
-        position = _apply(body, entries)
+        start = at + _FRAME.size
+        if data[start : start + 1] not in (_SNAPSHOT, _DELTA):
+            raise Unreadable(f"frame of unknown kind {data[start : start + 1]!r} at byte {at}")
+        position = _apply(data, start, entries)
         at = end
     return Contents(meta, entries, position, at, len(data))
 
 
-def _frame_at(data: bytes, at: int) -> tuple[bytes | None, int]:
-    """The body of the frame at `at` and where it ends; (None, at) for a torn tail."""
+def _frame_at(data: bytes, at: int) -> int | None:
+    """Where the whole frame at `at` ends; None for a torn tail (`Unreadable` if corrupt)."""
     if at + _FRAME.size > len(data):
-        return None, at
+        return None
     length, crc = _FRAME.unpack_from(data, at)
-    end = at + _FRAME.size + length
+    end: int = at + _FRAME.size + length
     if end > len(data):
-        return None, at
-    body = data[at + _FRAME.size : end]
-    if length and zlib.crc32(body) == crc:
-        return body, end
+        return None
+    if length and zlib.crc32(memoryview(data)[at + _FRAME.size : end]) == crc:
+        return end
     if end == len(data) or not data[at:].strip(b"\0"):
-        return None, at  # the last write, cut short; or zeros a power cut left
+        return None  # the last write, cut short; or zeros a power cut left
     raise Unreadable(f"frame at byte {at} fails its checksum")
 
 

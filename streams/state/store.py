@@ -35,7 +35,7 @@ from streams.state.opening import open_partitions
 log = logging.getLogger(__name__)
 
 SCHEME = "rescorer"
-COMPACTION_SLACK_BYTES = 4 * 1024 * 1024
+COMPACTION_SLACK_BYTES = 256 * 1024
 """A file is compacted once it is 1.5 times its last compacted size plus this."""
 OPTION = "rescorer_state"
 """The key of the `StoreContext` in a table's store options."""
@@ -93,9 +93,9 @@ class DurableStore(Store[str, bytes]):
         self._active[partition][key] = value
         self._staged.setdefault(partition, {})[key] = value
 
-    def partition_items(self, partition: int) -> Iterable[tuple[str, bytes]]:
-        """Every (key, value) of active `partition`."""
-        return self._active.get(partition, {}).items()
+    def partition_data(self, partition: int) -> Mapping[str, bytes]:
+        """Every key's value in active `partition`."""
+        return self._active.get(partition, {})
 
     def seal(self) -> None:
         """What was put so far is what the coming flush acknowledges."""

@@ -43,7 +43,7 @@ class TableStore(Protocol):
 
     def get(self, key: str, partition: int) -> bytes | None: ...
     def put(self, key: str, partition: int, value: bytes) -> None: ...
-    def partition_items(self, partition: int) -> Iterable[tuple[str, bytes]]: ...
+    def partition_data(self, partition: int) -> Mapping[str, bytes]: ...
     def seal(self) -> None: ...
     def commit(self, acknowledged: Mapping[int, Position]) -> None: ...
     def disk_bytes(self) -> int: ...
@@ -75,9 +75,9 @@ class MemoryTableStore:
         self.store.data[key] = value
         self.store._key_partition[key] = partition
 
-    def partition_items(self, partition: int) -> Iterable[tuple[str, bytes]]:
+    def partition_data(self, partition: int) -> Mapping[str, bytes]:
         owner = self.store._key_partition
-        return [(k, v) for k, v in self.store.data.items() if owner.get(k) == partition]
+        return {k: v for k, v in self.store.data.items() if owner.get(k) == partition}
 
     def seal(self) -> None:
         """Nothing to make durable."""
@@ -154,7 +154,8 @@ class StateTables:
 
     def standings(self, partition: int) -> Standings:
         """Where every customer of `partition` stands, as columns."""
-        return Standings.of_records(self.records.store.partition_items(partition))
+        data = self.records.store.partition_data(partition)
+        return Standings.of_values(list(data.keys()), list(data.values()))
 
     def checkpoint(self, partition: int) -> dict[str, object] | None:
         """A partition's centroid checkpoint, or None."""

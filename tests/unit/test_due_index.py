@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -79,3 +80,27 @@ def test_counting_keys_due_before_a_time_is_right_to_within_an_hour(
     assert index.count_before(aligned) == exactly(aligned)
     index.reschedule_all(7)
     assert index.count_before(HOUR) == len(index)
+
+
+@given(
+    st.dictionaries(st.sampled_from("abcdefghij"), st.integers(0, 100), max_size=10),
+    st.lists(st.tuples(st.sampled_from("abcdefghijkl"), st.integers(0, 100)), max_size=60),
+    st.lists(st.tuples(st.integers(0, 100), st.integers(1, 5)), min_size=1, max_size=10),
+)
+def test_a_restored_run_and_later_schedules_pop_like_one_dict(
+    restored: dict[str, int], ops: list[tuple[str, int]], pops: list[tuple[int, int]]
+) -> None:
+    index = DueIndex()
+    index.schedule_many(list(restored), np.array(list(restored.values()), dtype=np.int64))
+    model = dict(restored)
+    for key, due in ops:
+        index.schedule(key, due)
+        model[key] = due
+    for now, limit in sorted(pops):
+        live = sorted((d, k) for k, d in model.items() if d <= now)
+        got = index.pop_due(now, limit)
+        assert [model[k] for k in got] == [d for d, _ in live[:limit]]
+        for key in got:
+            del model[key]
+        assert index.next_due() == min(model.values(), default=None)
+        assert len(index) == len(model)
