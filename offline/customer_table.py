@@ -4,7 +4,7 @@ The training run reads its events once into this table (per partition when the
 history is split on disk, see `offline.history`): the RFM features as of T and
 as of T-H (the temporal holdout), what each customer did between the two
 (the predictive outcomes), and purchase/refund counts for the action cards.
-`offline.spark_table` computes the same table with Spark; a parity test holds
+`offline.spark_history` computes the same table with Spark; a parity test holds
 the two to identical values.
 
 The feature contract is `scoring.rfm`'s: events after the horizon and sessions
@@ -23,9 +23,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from scoring.rfm import DEFAULT_WINDOW_DAYS, MICROS, MICROS_PER_DAY
+from scoring.rfm import DEFAULT_WINDOW_DAYS, MICROS_PER_DAY, MICROS_PER_UNIT
 
-FEATURE_COLUMNS = ("recency_days", "frequency", "monetary")
 DEDUP_SEED = 7_919
 THEN = "_then"
 """Suffix of the columns as of the holdout horizon T-H."""
@@ -102,7 +101,9 @@ class CustomerTable:
     def outcomes(self) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
         """(purchased in (T-H, T], net spend there, floored at 0) for the T-H customers."""
         bought = self.aligned("bought_after", then=True).fill_null(False).to_numpy()
-        spend = self.aligned("spend_after_micros", then=True).fill_null(0).to_numpy() / MICROS
+        spend = (
+            self.aligned("spend_after_micros", then=True).fill_null(0).to_numpy() / MICROS_PER_UNIT
+        )
         return bought.astype(bool), np.maximum(spend, 0.0).astype(np.float64)
 
 
@@ -113,14 +114,16 @@ def features_from(rows: pl.DataFrame, at: datetime, suffix: str = "") -> pl.Data
         "customer_id",
         ((pl.lit(at) - last).dt.total_microseconds() / MICROS_PER_DAY).alias("recency_days"),
         pl.col(f"frequency{suffix}").alias("frequency"),
-        (pl.max_horizontal(pl.col(f"net_micros{suffix}"), pl.lit(0)) / MICROS).alias("monetary"),
+        (pl.max_horizontal(pl.col(f"net_micros{suffix}"), pl.lit(0)) / MICROS_PER_UNIT).alias(
+            "monetary"
+        ),
         last.alias("last_purchase"),
     )
 
 
-def micros() -> pl.Expr:
-    """The amount in integer micro-units, refunds negative (`scoring.rfm.to_micros`)."""
-    cents = (pl.col("amount") * MICROS + 0.5).floor().cast(pl.Int64)
+def amount_micros() -> pl.Expr:
+    """The amount in integer micro-units, refunds negative (`scoring.rfm.amount_to_micros`)."""
+    cents = (pl.col("amount") * MICROS_PER_UNIT + 0.5).floor().cast(pl.Int64)
     return pl.when(pl.col("type") == "refund").then(-cents).otherwise(cents)
 
 
@@ -182,7 +185,7 @@ def customer_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
     ]
     aggregates += [pl.col("purchases").sum(), pl.col("refunds").sum()]
     return (
-        deduplicated.with_columns(micros().alias("micros"))
+        deduplicated.with_columns(amount_micros().alias("micros"))
         .select("customer_id", *columns)
         .group_by("customer_id")
         .agg(aggregates)

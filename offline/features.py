@@ -6,10 +6,10 @@ from datetime import datetime
 
 import polars as pl
 
-from offline.customer_table import FEATURE_COLUMNS, Horizon, customer_table, features_from
+from offline.customer_table import Horizon, customer_table, features_from
 from scoring.rfm import DEFAULT_WINDOW_DAYS
 
-__all__ = ["FEATURE_COLUMNS", "rfm_features"]
+__all__ = ["rfm_features"]
 
 
 def rfm_features(

@@ -19,11 +19,11 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from offline.features import FEATURE_COLUMNS
 from offline.quality_gates import QualityGates
 from offline.validation import internal_metrics
 from schemas.feedback import SegmentFeedback
 from schemas.model import SegmentModel
+from schemas.segments import FEATURE_NAMES
 from scoring.space import ModelSpace
 
 FloatArray = NDArray[np.float64]
@@ -158,5 +158,5 @@ def feedback_rows(
         schema={"customer_id": pl.String, "proposed": pl.Int64},
     )
     joined = features.join(proposals, on="customer_id", how="inner")
-    raw = joined.select(FEATURE_COLUMNS).to_numpy().astype(np.float64)
+    raw = joined.select(FEATURE_NAMES).to_numpy().astype(np.float64)
     return raw, joined["proposed"].to_numpy().astype(np.int64)

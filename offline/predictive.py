@@ -33,6 +33,8 @@ IntArray = NDArray[np.int64]
 FRAGILE_NOISE = 0.10
 """Monetary noise at which the model must keep 90% of customers in place."""
 FRAGILE_SHARE = 0.10
+"""Share of customers moved by that noise above which a model is fragile."""
+FRAGILE_PERTURBATION = f"monetary noise {FRAGILE_NOISE:.0%}"
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def cross_validated_ari(
 
 PERTURBATIONS: tuple[tuple[str, str, float], ...] = (
     ("monetary noise 5%", "monetary", 0.05),
-    ("monetary noise 10%", "monetary", 0.10),
+    (FRAGILE_PERTURBATION, "monetary", FRAGILE_NOISE),
     ("monetary noise 20%", "monetary", 0.20),
     ("recency +7 days", "recency", 7.0),
     ("recency -7 days", "recency", -7.0),
@@ -142,8 +144,8 @@ def moved_share(before: IntArray, after: IntArray) -> float:
 
 
 def fragile(sensitivity: dict[str, float]) -> bool:
-    """Whether 10% monetary noise moves more than 10% of customers."""
-    return sensitivity.get("monetary noise 10%", 0.0) > FRAGILE_SHARE
+    """Whether `FRAGILE_NOISE` monetary noise moves more than `FRAGILE_SHARE` of customers."""
+    return sensitivity.get(FRAGILE_PERTURBATION, 0.0) > FRAGILE_SHARE
 
 
 def strong_correlations(embedded: FloatArray, names: tuple[str, ...]) -> dict[str, float]:

@@ -16,8 +16,14 @@ from matplotlib.figure import Figure
 
 from offline.action_cards import pareto
 from offline.event_validation import Rejections
+from offline.predictive import FRAGILE_NOISE, FRAGILE_SHARE
 from offline.trainer import TrainResult
-from schemas.model import SegmentModel
+from schemas.model import (
+    CORRELATION_WARNING,
+    UNSTABLE_JACCARD,
+    UNSTABLE_RETENTION,
+    SegmentModel,
+)
 from schemas.segments import FEATURE_NAMES
 from scoring.holdout import HoldoutPolicy
 
@@ -174,7 +180,8 @@ def _robustness(model: SegmentModel) -> str:
     )
     correlations = "".join(
         f"<tr><td class=l>{html.escape(pair.replace('~', ' / '))}</td><td>{r:+.2f}"
-        f"{' <b>(above 0.8)</b>' if abs(r) > 0.8 else ''}</td></tr>"
+        f"{f' <b>(above {CORRELATION_WARNING})</b>' if abs(r) > CORRELATION_WARNING else ''}"
+        "</td></tr>"
         for pair, r in v.feature_correlation.items()
     )
     unstable = ", ".join(html.escape(names.get(i, i)) for i in v.unstable_segments)
@@ -185,9 +192,11 @@ def _robustness(model: SegmentModel) -> str:
         else ""
     )
     verdict = (
-        "<p><b>Fragile:</b> 10% noise on spend moves more than 10% of customers.</p>"
+        f"<p><b>Fragile:</b> {FRAGILE_NOISE:.0%} noise on spend moves more than "
+        f"{FRAGILE_SHARE:.0%} of customers.</p>"
         if v.fragile
-        else "<p>Not fragile: 10% noise on spend moves at most 10% of customers.</p>"
+        else f"<p>Not fragile: {FRAGILE_NOISE:.0%} noise on spend moves at most "
+        f"{FRAGILE_SHARE:.0%} of customers.</p>"
     )
     return f"""{cv}
 <table><tr><th class=l>input change</th><th>customers who change segment</th></tr>
@@ -197,7 +206,8 @@ should not re-segment many customers; if they do, the boundaries are too fine to
 <table><tr><th class=l>transformed features</th><th>correlation</th></tr>{correlations}</table>
 <p class=note>Strongly correlated features count the same behaviour twice in the distance.</p>
 <p>{
-        "Transitional segments (bootstrap Jaccard below 0.6 or holdout retention below 50%): <b>"
+        f"Transitional segments (bootstrap Jaccard below {UNSTABLE_JACCARD} or holdout "
+        f"retention below {UNSTABLE_RETENTION:.0%}): <b>"
         + unstable
         + "</b>: consider merging them."
         if unstable

@@ -40,7 +40,7 @@ from offline.events_io import check_rejections
 from offline.history import Span
 from schemas._base import ID_MAX_LENGTH
 from schemas.events import CHANNEL_MAX_LENGTH, CURRENCY_PATTERN, MONETARY_TYPES, RULES, EventType
-from scoring.rfm import MICROS
+from scoring.rfm import MICROS_PER_UNIT
 
 try:
     from py4j.protocol import Py4JJavaError
@@ -277,8 +277,8 @@ def read_events(spark: SparkSession, files: list[InputFile]) -> DataFrame:
     return out
 
 
-def _micros() -> Column:
-    cents = F.floor(F.col("amount") * MICROS + 0.5).cast("long")
+def _amount_micros() -> Column:
+    cents = F.floor(F.col("amount") * MICROS_PER_UNIT + 0.5).cast("long")
     return F.when(F.col("type") == "refund", -cents).otherwise(cents)
 
 
@@ -290,7 +290,9 @@ def _rfm(at: datetime, start: datetime, suffix: str) -> list[Column]:
     return [
         F.max(F.when(purchase & upto, F.col("occurred_at"))).alias(f"last_purchase{suffix}"),
         F.sum(count).cast("long").alias(f"frequency{suffix}"),
-        F.sum(F.when(in_window, _micros()).otherwise(0)).cast("long").alias(f"net_micros{suffix}"),
+        F.sum(F.when(in_window, _amount_micros()).otherwise(0))
+        .cast("long")
+        .alias(f"net_micros{suffix}"),
     ]
 
 
@@ -314,7 +316,9 @@ def customer_rows(events: DataFrame, horizon: Horizon) -> DataFrame:
         aggregates += _rfm(horizon.then, horizon.window_start(horizon.then), THEN)
         aggregates += [
             F.max(after & (F.col("type") == "purchase")).alias("bought_after"),
-            F.sum(F.when(after, _micros()).otherwise(0)).cast("long").alias("spend_after_micros"),
+            F.sum(F.when(after, _amount_micros()).otherwise(0))
+            .cast("long")
+            .alias("spend_after_micros"),
         ]
     aggregates += [
         F.sum(F.when((F.col("type") == "purchase") & upto, 1).otherwise(0)).cast("long")

@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 from offline.action_cards import behaviour, interacts, lever, migration, values
 from offline.algorithms import SAMPLE as ALGORITHM_SAMPLE
 from offline.algorithms import choose, compare_algorithms
-from offline.customer_table import FEATURE_COLUMNS, CustomerTable, Horizon
+from offline.customer_table import CustomerTable, Horizon
 from offline.errors import InputError
 from offline.features import rfm_features
 from offline.history import EventHistory
@@ -42,6 +42,9 @@ from offline.validation import (
     kpi_table,
 )
 from schemas.model import (
+    CORRELATION_WARNING,
+    UNSTABLE_JACCARD,
+    UNSTABLE_RETENTION,
     FeatureDefinition,
     MembershipCalibration,
     ReferenceDistribution,
@@ -103,11 +106,8 @@ def _quiet(_: str) -> None:
     return None
 
 
-CORRELATION_WARNING = 0.8
 ASSIGN_CHUNK = 1_000_000
 """Rows per block where every customer is measured against the centroids."""
-UNSTABLE_JACCARD = 0.6
-UNSTABLE_RETENTION = 0.5
 
 
 def train(
@@ -135,7 +135,7 @@ def train(
             f"{features.height} customers with a purchase by {as_of.isoformat()}, "
             f"too few for {low_k} segments"
         )
-    raw = features.select(FEATURE_COLUMNS).to_numpy().astype(np.float64)
+    raw = features.select(FEATURE_NAMES).to_numpy().astype(np.float64)
 
     progress(
         f"choosing k in {config.k_range} on {min(len(raw), config.selection_sample)} customers"
@@ -360,7 +360,7 @@ def _sensitivity(
     thinned = rfm_features(theirs.sample(fraction=0.95, seed=config.seed), as_of,
                            config.window_days)  # fmt: skip
     both = ids.join(thinned, on="customer_id", how="inner")
-    after = space.nearest(both.select(FEATURE_COLUMNS).to_numpy().astype(np.float64))
+    after = space.nearest(both.select(FEATURE_NAMES).to_numpy().astype(np.float64))
     dropped = 1.0 - both.height / max(1, len(sample))  # customers left without a purchase
     moved = float(np.sum(base[both["row"].to_numpy()] != after)) / max(1, len(sample))
     shares["drop 5% of events"] = moved + dropped
@@ -393,7 +393,7 @@ def _holdout(
             f"temporal holdout skipped: only {features_then.height} customers as of {then.date()}"
         )
         return None
-    raw_then = features_then.select(FEATURE_COLUMNS).to_numpy().astype(np.float64)
+    raw_then = features_then.select(FEATURE_NAMES).to_numpy().astype(np.float64)
     past = RfmSegmenter(
         k=k,
         n_init=config.n_init,

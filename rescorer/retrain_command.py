@@ -72,7 +72,6 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read requests, train, compare, promote (or explain why not)."""
     from offline.errors import InputError, KafkaUnavailable
-    from offline.features import FEATURE_COLUMNS
     from offline.kafka_io import read_latest_feedback, signed
     from offline.model_comparison import (
         compare,
@@ -84,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from offline.retrain_requests import read_pending
     from rescorer.errors import RuntimeFailure, UsageError
     from schemas.registry import ModelRegistry
+    from schemas.segments import FEATURE_NAMES
 
     settings = load_settings()
     registry = ModelRegistry(args.model_dir or settings.model_dir)
@@ -118,9 +118,7 @@ def run(args: argparse.Namespace) -> int:
         candidate = signed(settings, result.model)
         path = registry.save(candidate)
         raw = (
-            result.features.select(FEATURE_COLUMNS)
-            .to_numpy()
-            .astype("float64")[result.sample_index]
+            result.features.select(FEATURE_NAMES).to_numpy().astype("float64")[result.sample_index]
         )
         gates = QualityGates(
             args.max_silhouette_drop, args.max_davies_bouldin_rise, args.min_bootstrap_ari,

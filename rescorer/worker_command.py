@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
-import threading
 from typing import Any
 
 from rescorer.common import kafka_failure, margin_arg, rate_arg
@@ -49,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
         first = exc.errors()[0]
         where = "_".join(str(p) for p in first["loc"]).upper()
         raise UsageError(f"RESCORER_{where}: {first['msg']}" if where else first["msg"]) from exc
-    _import_river_meanwhile()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -60,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     except KafkaError as exc:
         raise kafka_failure(settings, exc) from exc
 
+    _without_scikit_learn()
     import faust
 
     from streams.worker import RescorerWorker
@@ -83,23 +81,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_river_meanwhile() -> None:
-    """Import River's drift detectors in a thread while the start waits on Kafka.
+def _without_scikit_learn() -> None:
+    """Tell this worker process scikit-learn is absent, unless it was imported already.
 
-    They take a second or two to import (``scipy.stats``, and scikit-learn when
-    installed, for River's dataset helpers), and the first model needs them:
-    the first model is what a restarted worker waits for before it processes
-    anything. The worker never uses scikit-learn (models are plain data,
-    `scoring.space`) and River treats it as optional, so River is imported
-    as if it were absent.
+    The worker never uses it (models are plain data, `scoring.space`), but
+    River's ``river.stream`` imports it when it can, for its dataset helpers:
+    a second of every start. River treats it as optional.
     """
-
-    def load() -> None:
-        blocked = sys.modules.setdefault("sklearn", None) is None  # type: ignore[arg-type]
-        try:
-            importlib.import_module("river.drift")
-        finally:
-            if blocked and "sklearn" in sys.modules and sys.modules["sklearn"] is None:
-                del sys.modules["sklearn"]
-
-    threading.Thread(target=load, name="import-river", daemon=True).start()
+    sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]

@@ -142,6 +142,15 @@ DEFAULT_TEMPERATURE: Final = 1.0
 """Temperature for artifacts trained before calibration was recorded (schema 1)."""
 
 
+CORRELATION_WARNING: Final = 0.8
+"""Feature correlations above this (in absolute value) are flagged: they weigh the same
+behaviour twice (`ValidationMetrics.feature_correlation`)."""
+UNSTABLE_JACCARD: Final = 0.6
+"""Bootstrap Jaccard below which a segment is transitional (`unstable_segments`)."""
+UNSTABLE_RETENTION: Final = 0.5
+"""Holdout retention below which a segment is transitional (`unstable_segments`)."""
+
+
 class ValidationMetrics(Contract):
     """Figures the trainer measured; absent ones were not computed."""
 
@@ -168,12 +177,13 @@ class ValidationMetrics(Contract):
     fragile: bool | None = None
     feature_correlation: dict[str, FiniteFloat] = Field(default_factory=dict)
     unstable_segments: tuple[str, ...] = ()
+    """Segment ids with bootstrap Jaccard below `UNSTABLE_JACCARD` or holdout retention
+    below `UNSTABLE_RETENTION`."""
     algorithms: dict[str, dict[str, FiniteFloat]] = Field(default_factory=dict)
     """k-means, GaussianMixture and Ward at the chosen k on one sample (`offline.algorithms`)."""
     algorithm_choice: str = ""
     migration_from_previous: dict[str, dict[str, int]] = Field(default_factory=dict)
     """Today's customers by (segment under the previous model, segment under this one)."""
-    """Segment ids with bootstrap Jaccard below 0.6 or holdout retention below 50%."""
 
 
 class ModelSignature(Contract):

@@ -32,10 +32,6 @@ class RfmFeatures(Contract):
     frequency: Annotated[int, Field(ge=0)]
     monetary: NonNegativeFloat
 
-    def as_vector(self) -> tuple[float, float, float]:
-        """The features in `FEATURE_NAMES` order."""
-        return (self.recency_days, float(self.frequency), self.monetary)
-
 
 class ChangeReason(StrEnum):
     """Why a customer's segment was re-evaluated."""

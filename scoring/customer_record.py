@@ -32,13 +32,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 
-def to_micros(moment: datetime) -> int:
+def epoch_micros(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime."""
     return (moment - _EPOCH) // _MICRO
 
 
-def from_micros(micros: int) -> datetime:
-    """Inverse of `to_micros` (UTC)."""
+def from_epoch_micros(micros: int) -> datetime:
+    """Inverse of `epoch_micros` (UTC)."""
     return _EPOCH + timedelta(microseconds=micros)
 
 
@@ -100,7 +100,7 @@ class CustomerRecord:
         body: dict[str, object] = {
             "p": self.partition,
             "w": state.window_days,
-            "lp": None if state.last_purchase is None else to_micros(state.last_purchase),
+            "lp": None if state.last_purchase is None else epoch_micros(state.last_purchase),
             "d": [[day, count, net] for day, (count, net) in state.days.items()],
             "s": list(state.seen.items()),
         }
@@ -111,7 +111,7 @@ class CustomerRecord:
             RECORD_FORMAT,
             _NONE if self.segment_id is None else self.segment_id,
             _NONE if self.model_version is None else self.model_version,
-            _NONE if self.as_of is None else to_micros(self.as_of),
+            _NONE if self.as_of is None else epoch_micros(self.as_of),
             recency,
             frequency,
             monetary,
@@ -138,7 +138,7 @@ class CustomerRecord:
                 vector = None if math.isnan(recency) else (recency, frequency, monetary)
             state = CustomerState(
                 window_days=int(body["w"]),
-                last_purchase=None if body["lp"] is None else from_micros(int(body["lp"])),
+                last_purchase=None if body["lp"] is None else from_epoch_micros(int(body["lp"])),
                 days={int(d): (int(c), int(n)) for d, c, n in body["d"]},
                 seen={str(e): int(d) for e, d in body["s"]},
             )
@@ -147,7 +147,7 @@ class CustomerRecord:
                 partition=int(body["p"]),
                 segment_id=seg,
                 model_version=mv,
-                as_of=None if at is None else from_micros(int(at)),
+                as_of=None if at is None else from_epoch_micros(int(at)),
                 vector=None
                 if vector is None
                 else (float(vector[0]), int(vector[1]), float(vector[2])),

@@ -19,7 +19,7 @@ from schemas.events import CustomerEvent, EventType
 from schemas.segments import RfmFeatures
 from scoring.rfm import (
     DEFAULT_WINDOW_DAYS,
-    MICROS,
+    MICROS_PER_UNIT,
     amount_to_micros,
     day_number,
     first_window_day,
@@ -93,7 +93,7 @@ class CustomerState:
             if start <= day <= end:
                 frequency += count
                 net += micros
-        return (recency_days(as_of, self.last_purchase), frequency, max(net, 0) / MICROS)
+        return (recency_days(as_of, self.last_purchase), frequency, max(net, 0) / MICROS_PER_UNIT)
 
     def features(self, as_of: datetime) -> RfmFeatures | None:
         """RFM at `as_of` (not before any event applied), or None before a first purchase."""

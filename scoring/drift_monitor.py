@@ -15,8 +15,11 @@ Three signals, all against what the model was trained on:
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.model import SegmentModel
 from schemas.segments import FEATURE_NAMES
@@ -26,6 +29,24 @@ from scoring.population import PopulationHistogram
 from scoring.standings import Standings
 
 DEFAULT_ADWIN_DELTA = 0.002
+MAX_PENDING_DISTANCES = 200_000
+"""Distances kept for the detector while River loads; past this, they wait for River."""
+_LOADING = threading.Event()
+_LOADED = threading.Event()
+
+
+def preload_detectors() -> None:
+    """Load River's drift detectors in a background thread (see `DriftMonitor`)."""
+
+    def load() -> None:
+        try:
+            importlib.import_module("river.drift")
+        finally:
+            _LOADED.set()
+
+    if not _LOADING.is_set():
+        _LOADING.set()
+        threading.Thread(target=load, name="load-river-drift", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -57,12 +78,8 @@ class DriftMonitor:
         }
         edges = [self.reference[name][0] for name in FEATURE_NAMES]
         self.population = PopulationHistogram(*edges)
-        # River's drift package imports scipy.stats (and scikit-learn, when it is
-        # installed): a second or two, paid when a monitor is made rather than by
-        # everything that imports this module (the worker's settings do).
-        from river.drift import ADWIN
-
-        self._detector = ADWIN(delta=self.adwin_delta)  # type: ignore[no-untyped-call]
+        self._detector: Any = None
+        self._pending: list[float] = []
 
     def observe(self, evaluation: Evaluation) -> int:
         """Take one evaluation's customers; return the new distance detections.
@@ -81,16 +98,38 @@ class DriftMonitor:
             )  # fmt: skip
         if not evaluation.by_event:
             return 0
-        found = 0
-        detector = self._detector
         distances = evaluation.assigned_distances
         for mask in masks:
-            for distance in distances[mask].tolist():
-                detector.update(distance)  # type: ignore[no-untyped-call]
-                if detector.drift_detected:
-                    found += 1
+            self._pending.extend(distances[mask].tolist())
+        detector = self._ready_detector()
+        if detector is None:
+            return 0
+        found = 0
+        for distance in self._pending:
+            detector.update(distance)
+            if detector.drift_detected:
+                found += 1
+        self._pending.clear()
         self.detections += found
         return found
+
+    def _ready_detector(self) -> Any:
+        """The ADWIN detector, once River's drift package is loaded (None until then).
+
+        River's drift package imports ``scipy.stats`` (and scikit-learn, when
+        installed): a second or more. A worker loads it in the background once
+        it is serving (`preload_detectors`); distances observed meanwhile wait
+        here, in order, and are fed to the detector the moment it exists.
+        Without a background load, or with too many waiting, it is loaded now.
+        """
+        if self._detector is None:
+            loading = _LOADING.is_set() and not _LOADED.is_set()
+            if loading and len(self._pending) < MAX_PENDING_DISTANCES:
+                return None
+            from river.drift import ADWIN
+
+            self._detector = ADWIN(delta=self.adwin_delta)  # type: ignore[no-untyped-call]
+        return self._detector
 
     def rebuild(self, partition: int, standings: Standings) -> None:
         """A partition's population from where its customers stand (after a (re)assignment)."""

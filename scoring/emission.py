@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from schemas._base import trusted
 from schemas.segments import ChangeReason, RfmFeatures, SegmentAssignment, SegmentChange
 from scoring.active_model import ActiveModel
-from scoring.customer_record import CustomerRecord, Move, to_micros
+from scoring.customer_record import CustomerRecord, Move, epoch_micros
 from scoring.evaluation import Evaluation
 from scoring.holdout import HoldoutPolicy
 from scoring.membership import confidence, membership
@@ -52,14 +52,9 @@ def emit(
     `dirty` names customers whose records changed before scoring (the sweep
     pruned them), which must be written even when nothing is emitted.
     """
-    changes: list[SegmentChange] = []
-    assignments: list[SegmentAssignment] = []
-    moves: list[Move | None] = []
-    written: list[bool] = []
-    holding = holdout.enabled
-    by_event = evaluation.by_event
+    emission = Emission([], [], [], [])
     for row, (key, record) in enumerate(zip(evaluation.keys, evaluation.records, strict=True)):
-        as_of, vector = evaluation.as_of[row], evaluation.vectors[row]
+        vector = evaluation.vectors[row]
         index = int(evaluation.chosen[row])
         segment_id = active.space.segment_ids[index]
         model_changed = record.model_version != active.version
@@ -69,11 +64,15 @@ def emit(
         emitting = always_emit or material
         move = None
         if moved or emitting:
-            features = trusted(
-                RfmFeatures, recency_days=vector[0], frequency=vector[1], monetary=vector[2]
-            )
-            soft = dict(zip(active.membership_keys, evaluation.membership[row], strict=True))
-            held = holding and holdout.is_holdout(key, segment_id)
+            out = _Output(
+                key, segment_id, active.names[index], active.version,
+                trusted(RfmFeatures, recency_days=vector[0], frequency=vector[1],
+                        monetary=vector[2]),
+                evaluation.as_of[row],
+                dict(zip(active.membership_keys, evaluation.membership[row], strict=True)),
+                evaluation.confidence[row],
+                holdout.enabled and holdout.is_holdout(key, segment_id),
+            )  # fmt: skip
         if moved:
             why = (
                 ChangeReason.MODEL_UPDATE
@@ -81,50 +80,58 @@ def emit(
                 else evaluation.reason
             )
             move = Move(
-                to_micros(as_of) // 1_000_000, record.segment_id, segment_id, why.value,
+                epoch_micros(out.as_of) // 1_000_000, record.segment_id, segment_id, why.value,
                 active.version,
             )  # fmt: skip
-            changes.append(
-                trusted(
-                    SegmentChange,
-                    customer_id=key,
-                    previous_segment_id=record.segment_id,
-                    previous_segment_name=(
-                        None if record.segment_id is None else names_seen.get(record.segment_id)
-                    ),
-                    segment_id=segment_id,
-                    segment_name=active.names[index],
-                    model_version=active.version,
-                    reason=why,
-                    membership=soft,
-                    confidence=evaluation.confidence[row],
-                    holdout=held,
-                    features=features,
-                    as_of=as_of,
-                    emitted_at=now,
-                    trigger_event_id=record.trigger_event_id if by_event else None,
-                )
-            )
+            trigger = record.trigger_event_id if evaluation.by_event else None
+            previous_name = None if record.segment_id is None else names_seen.get(record.segment_id)
+            emission.changes.append(out.change(record.segment_id, previous_name, why, now, trigger))
         if emitting:
-            assignments.append(
-                trusted(
-                    SegmentAssignment,
-                    customer_id=key,
-                    segment_id=segment_id,
-                    segment_name=active.names[index],
-                    model_version=active.version,
-                    features=features,
-                    as_of=as_of,
-                    membership=soft,
-                    confidence=evaluation.confidence[row],
-                    holdout=held,
-                )
-            )
-        moves.append(move)
+            emission.assignments.append(out.assignment())
+        emission.moves.append(move)
         # A sweep that only moved the clock forward needs no write: after a
         # restart the customer is simply due a little earlier.
-        written.append(emitting or key in dirty)
-    return Emission(changes, assignments, moves, written)
+        emission.written.append(emitting or key in dirty)
+    return emission
+
+
+@dataclass(frozen=True)
+class _Output:
+    """What a change and an assignment of one customer share."""
+
+    customer_id: str
+    segment_id: int
+    segment_name: str
+    model_version: int
+    features: RfmFeatures
+    as_of: datetime
+    membership: dict[str, float]
+    confidence: float
+    holdout: bool
+
+    def change(
+        self,
+        previous_id: int | None,
+        previous_name: str | None,
+        reason: ChangeReason,
+        now: datetime,
+        trigger: str | None,
+    ) -> SegmentChange:
+        return trusted(
+            SegmentChange, customer_id=self.customer_id, previous_segment_id=previous_id,
+            previous_segment_name=previous_name, segment_id=self.segment_id,
+            segment_name=self.segment_name, model_version=self.model_version, reason=reason,
+            membership=self.membership, confidence=self.confidence, holdout=self.holdout,
+            features=self.features, as_of=self.as_of, emitted_at=now, trigger_event_id=trigger,
+        )  # fmt: skip
+
+    def assignment(self) -> SegmentAssignment:
+        return trusted(
+            SegmentAssignment, customer_id=self.customer_id, segment_id=self.segment_id,
+            segment_name=self.segment_name, model_version=self.model_version,
+            features=self.features, as_of=self.as_of, membership=self.membership,
+            confidence=self.confidence, holdout=self.holdout,
+        )  # fmt: skip
 
 
 def standing_assignments(

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from schemas.segments import ChangeReason
 from scoring.active_model import ActiveModel
-from scoring.customer_record import CustomerRecord, to_micros
+from scoring.customer_record import CustomerRecord, epoch_micros
 from scoring.hysteresis import choose_many
 from scoring.membership import confidence, membership
 from scoring.rfm import MICROS_PER_DAY
@@ -135,7 +135,7 @@ def evaluate(
         dtype=np.int64,
     )
     chosen = choose_many(distances, current, margin)
-    as_of_micros = np.asarray([to_micros(a) for _, _, a, _ in rows], dtype=np.int64)
+    as_of_micros = np.asarray([epoch_micros(a) for _, _, a, _ in rows], dtype=np.int64)
     records = [r for _, r, _, _ in rows]
     had, before, before_as_of = _previous(records)
     due = next_due(
@@ -181,7 +181,7 @@ def _previous(records: Sequence[CustomerRecord]) -> tuple[NDArray[np.bool_], Flo
     for row in np.flatnonzero(had).tolist():
         record = records[row]
         before[row] = record.vector
-        before_as_of[row] = to_micros(record.as_of)  # type: ignore[arg-type]
+        before_as_of[row] = epoch_micros(record.as_of)  # type: ignore[arg-type]
     return had, before, before_as_of
 
 

@@ -1,9 +1,16 @@
 """Online centroids: River's incremental k-means seeded with a model's baseline.
 
 Coordinates are the model's standardised space (see `scoring.space`), and
-cluster ``i`` is the model's ``i``-th segment. The River estimator moves the
-centroid closest to each observation by ``learning_rate`` times the gap
-(River calls it ``halflife``); ``learning_rate = 0`` keeps the baseline frozen.
+cluster ``i`` is the model's ``i``-th segment. River's ``KMeans`` defines the
+learning rule: the centroid closest to each observation moves by
+``learning_rate`` times the gap (River calls it ``halflife``);
+``learning_rate = 0`` keeps the baseline frozen.
+
+The worker learns from whole batches, so it calls only `learn_many` (River's
+rule applied to a block at once, in numpy) and `centroids`. River's estimator
+stays the oracle of that rule: `learn_one` and `predict_one` are River's own,
+brought up to date lazily when called, and a unit test holds `learn_many` to
+River's `learn_one` row by row.
 """
 
 from __future__ import annotations

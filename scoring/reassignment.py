@@ -24,7 +24,7 @@ from schemas.events import CustomerEvent, EventType
 from schemas.model import SegmentModel
 from schemas.segments import ChangeReason, SegmentAssignment, SegmentChange
 from scoring.active_model import ActiveModel
-from scoring.customer_record import CustomerRecord, from_micros, to_micros
+from scoring.customer_record import CustomerRecord, epoch_micros, from_epoch_micros
 from scoring.customer_state import CustomerState
 from scoring.due_index import DueIndex
 from scoring.emission import Emission, emit, standing_assignments
@@ -69,6 +69,20 @@ class Shard:
     centroids: OnlineCentroids
     due: DueIndex = field(default_factory=DueIndex)
     watermark: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PartitionStatus:
+    """What one owned partition looks like (the worker's per-partition gauges)."""
+
+    partition: int
+    watermark: datetime | None
+    scheduled: int
+    """Customers in the due-time index."""
+    overdue: int
+    """Customers due more than one sweep period before the clock (to within an hour)."""
+    centroid_drift: dict[str, float]
+    """Per segment name: the online centroid's distance from the model's baseline."""
 
 
 @dataclass
@@ -136,7 +150,7 @@ class Rescorer:
         shard = Shard(self._fresh_centroids())
         timed = standings.as_of != -1
         if timed.any():
-            shard.watermark = from_micros(int(standings.as_of[timed].max()))
+            shard.watermark = from_epoch_micros(int(standings.as_of[timed].max()))
         rows = np.flatnonzero(timed & standings.assigned)
         period = self.config.sweep_period // timedelta(microseconds=1)
         current = standings.model_version[rows] == self.active.version
@@ -149,6 +163,22 @@ class Rescorer:
                 shard.centroids.restore(centroids)
         self.shards[partition] = shard
         return shard
+
+    # -- queries ------------------------------------------------------------------
+
+    @property
+    def model(self) -> SegmentModel:
+        """The active model."""
+        return self.active.model
+
+    def segment_name(self, segment_id: int) -> str | None:
+        """A segment's name in the latest model that had it (None: never seen)."""
+        return self.names_seen.get(segment_id)
+
+    def status(self, partition: int) -> PartitionStatus | None:
+        """An owned partition's clock, sweep backlog and centroid drift (None: not held)."""
+        shard = self.shards.get(partition)
+        return None if shard is None else _status(partition, shard, self.active, self.config)
 
     def drop_shard(self, partition: int) -> None:
         """Forget a partition this worker no longer owns."""
@@ -211,25 +241,10 @@ class Rescorer:
             if record is None:
                 record = CustomerRecord(CustomerState(self.active.window_days), partition)
             record.partition = partition
-            watermark = shard.watermark
-            if record.as_of is not None and record.as_of > watermark:
-                watermark = record.as_of
-            if event.type is EventType.SESSION:
-                result.counts[Outcome.SESSION] += 1
-                continue
-            if event.occurred_at > watermark:
-                result.counts[Outcome.FUTURE] += 1
-                continue
-            too_old = day_number(event.occurred_at) < first_window_day(
-                watermark, record.state.window_days
-            )
-            changed = record.state.apply(event, watermark)
+            outcome, changed = fold(record, event, shard.watermark)
             if changed:
                 touched[key] = record
                 record.trigger_event_id = event.event_id
-            outcome = (
-                Outcome.TOO_OLD if too_old else Outcome.APPLIED if changed else Outcome.DUPLICATE
-            )
             result.counts[outcome] += 1
         if touched:
             self._score(list(touched.items()), ChangeReason.EVENT, now, result, always_emit=True)
@@ -242,7 +257,7 @@ class Rescorer:
             return False
         clock = now if self.config.clock == "wall" else shard.watermark
         due = shard.due.next_due()
-        return clock is not None and due is not None and due <= to_micros(clock)
+        return clock is not None and due is not None and due <= epoch_micros(clock)
 
     def sweep(
         self, partition: int, lookup: RecordLookup, now: datetime, limit: int
@@ -265,7 +280,7 @@ class Rescorer:
                 shard.watermark = now
             if shard.watermark is None:
                 continue
-            for key in shard.due.pop_due(to_micros(shard.watermark), limit):
+            for key in shard.due.pop_due(epoch_micros(shard.watermark), limit):
                 record = lookup(key, partition)
                 if record is None or record.partition != partition:
                     continue
@@ -334,3 +349,32 @@ class Rescorer:
             self.shards[partition].centroids.learn_many(
                 evaluation.embedded[evaluation.rows_of(slot)]
             )
+
+
+def fold(record: CustomerRecord, event: CustomerEvent, clock: datetime) -> tuple[Outcome, bool]:
+    """Apply one event to a record at its partition's clock (never behind the record's
+    last evaluation): the event's outcome, and whether the state changed."""
+    watermark = clock if record.as_of is None or record.as_of <= clock else record.as_of
+    if event.type is EventType.SESSION:
+        return Outcome.SESSION, False
+    if event.occurred_at > watermark:
+        return Outcome.FUTURE, False
+    too_old = day_number(event.occurred_at) < first_window_day(watermark, record.state.window_days)
+    changed = record.state.apply(event, watermark)
+    if too_old:
+        return Outcome.TOO_OLD, changed
+    return (Outcome.APPLIED if changed else Outcome.DUPLICATE), changed
+
+
+def _status(
+    partition: int, shard: Shard, active: ActiveModel, config: RescoreConfig
+) -> PartitionStatus:
+    moved = shard.centroids.drift()
+    overdue = 0
+    if shard.watermark is not None:
+        period = config.sweep_period // timedelta(microseconds=1)
+        overdue = shard.due.count_before(epoch_micros(shard.watermark) - period)
+    return PartitionStatus(
+        partition, shard.watermark, len(shard.due), overdue,
+        {name: float(moved[i]) for i, name in enumerate(active.names)},
+    )  # fmt: skip

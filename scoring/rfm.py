@@ -17,20 +17,17 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta
 
-MICROS = 1_000_000
-MICROS_PER_DAY = 86_400 * MICROS
+MICROS_PER_UNIT = 1_000_000
+"""Micro-units of money per unit of the currency (amounts are summed as integers)."""
+MICROS_PER_SECOND = 1_000_000
+MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
 DEFAULT_WINDOW_DAYS = 365
 EPOCH = date(1970, 1, 1)
 
 
 def amount_to_micros(amount: float) -> int:
     """An amount in integer micro-units, rounding half up (the same rule as the batch path)."""
-    return math.floor(amount * MICROS + 0.5)
-
-
-def micros_to_amount(micros: int) -> float:
-    """Micro-units back to currency units."""
-    return micros / MICROS
+    return math.floor(amount * MICROS_PER_UNIT + 0.5)
 
 
 def day_number(moment: datetime) -> int:

@@ -13,10 +13,10 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from schemas.retrain import RetrainRequest
-from scoring.customer_record import to_micros
+from scoring.customer_record import epoch_micros
 from scoring.drift_monitor import DriftMonitor
 from scoring.reassignment import Rescorer
 from scoring.retrain_policy import RetrainPolicy
@@ -53,27 +53,18 @@ class DriftTicks:
         lag: Mapping[int, int],
     ) -> None:
         """Measure, publish, and raise a retrain request if the policy says so."""
-        active = rescorer.active
-        period = rescorer.config.sweep_period // timedelta(microseconds=1)
+        version = rescorer.model.version
         clocks: dict[int, int] = {}
         centroid_drift: dict[str, float] = {}
         for partition in sorted(owned):
-            shard = rescorer.shards.get(partition)
-            if shard is None:
+            status = rescorer.status(partition)
+            if status is None:
                 continue
-            moved = shard.centroids.drift()
-            per_segment = {name: float(moved[i]) for i, name in enumerate(active.names)}
-            for name, value in per_segment.items():
+            for name, value in status.centroid_drift.items():
                 centroid_drift[name] = max(value, centroid_drift.get(name, 0.0))
-            watermark = None
-            overdue = 0
-            if shard.watermark is not None:
-                watermark = shard.watermark.timestamp()
-                clocks[partition] = to_micros(shard.watermark)
-                overdue = shard.due.count_before(clocks[partition] - period)
-            self.metrics.set_partition_state(
-                partition, watermark, len(shard.due), overdue, per_segment
-            )
+            if status.watermark is not None:
+                clocks[partition] = epoch_micros(status.watermark)
+            self.metrics.set_partition_state(status)
         for partition, behind in lag.items():
             self.metrics.lag.labels(str(partition)).set(behind)
         drift = monitor.feature_drift(clocks)
@@ -88,7 +79,7 @@ class DriftTicks:
             return
         request = RetrainRequest(
             request_id=uuid.uuid4().hex,
-            model_version=active.version,
+            model_version=version,
             raised_at=datetime.now(UTC),
             raised_by=self.worker_id,
             evidence=evidence,
@@ -97,4 +88,4 @@ class DriftTicks:
         self.metrics.retrain_requests.inc()
         self.requests += 1
         triggers = ", ".join(evidence.triggers)
-        log.info("retrain requested for model v%d: %s", active.version, triggers)
+        log.info("retrain requested for model v%d: %s", version, triggers)

@@ -18,7 +18,7 @@ again and may be counted twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -33,6 +33,26 @@ if TYPE_CHECKING:
     from streams.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
+
+
+def feedback_labels(
+    current: int | None, proposed: int, name_of: Callable[[int], str | None]
+) -> tuple[str, str]:
+    """The (current_segment, proposed_segment) labels of one piece of feedback.
+
+    Segments are named as the latest model that had them names them; one no
+    model ever had keeps its id; a customer without a segment is "none".
+
+    >>> feedback_labels(1, 2, {1: "Loyal"}.get)
+    ('Loyal', '2')
+    >>> feedback_labels(None, 1, {1: "Loyal"}.get)
+    ('none', 'Loyal')
+    """
+
+    def label(segment: int) -> str:
+        return name_of(segment) or str(segment)
+
+    return ("none" if current is None else label(current)), label(proposed)
 
 
 class FeedbackAgent:
@@ -80,13 +100,11 @@ class FeedbackAgent:
             return
         record = self.tables.record(decoded.customer_id, partition)
         rescorer = self.state.rescorer
-        names = rescorer.names_seen if rescorer is not None else {}
-        current = (
-            "none"
-            if record is None or record.segment_id is None
-            else names.get(record.segment_id, str(record.segment_id))
+        current, proposed = feedback_labels(
+            None if record is None else record.segment_id,
+            decoded.proposed_segment_id,
+            (lambda _: None) if rescorer is None else rescorer.segment_name,
         )
-        proposed = names.get(decoded.proposed_segment_id, str(decoded.proposed_segment_id))
         self.metrics.feedback.labels(current, proposed).inc()
         await self.delivery.publish(
             topics.feedback_latest, decoded.customer_id.encode(), decoded.model_dump_json().encode()

@@ -28,7 +28,7 @@ from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from schemas._base import ID_MAX_LENGTH
-from scoring.customer_record import HISTORY_LIMIT, CustomerRecord, from_micros
+from scoring.customer_record import HISTORY_LIMIT, CustomerRecord, from_epoch_micros
 
 if TYPE_CHECKING:
     from streams.metrics import WorkerMetrics
@@ -160,7 +160,7 @@ class Lookup:
             return record
         rescorer = self.state.rescorer
         assert rescorer is not None  # noqa: S101
-        names = rescorer.names_seen
+        names = rescorer.segment_name
         moves = list(reversed(record.history))[:limit]
         return view.json(
             {
@@ -168,13 +168,13 @@ class Lookup:
                 "kept": HISTORY_LIMIT,
                 "changes": [
                     {
-                        "as_of": from_micros(move.as_of * 1_000_000).isoformat(),
+                        "as_of": from_epoch_micros(move.as_of * 1_000_000).isoformat(),
                         "previous_segment_id": move.previous_segment_id,
                         "previous_segment_name": None
                         if move.previous_segment_id is None
-                        else names.get(move.previous_segment_id),
+                        else names(move.previous_segment_id),
                         "segment_id": move.segment_id,
-                        "segment_name": names.get(move.segment_id),
+                        "segment_name": names(move.segment_id),
                         "reason": move.reason,
                         "model_version": move.model_version,
                     }
@@ -185,7 +185,8 @@ class Lookup:
 
     def local_populations(self) -> dict[str, Any]:
         """This worker's share: populations of the partitions it owns."""
-        population, held = self.metrics.populations()
+        customers, held = self.state.populations.totals()
+        population, held = +customers, +held
         return {
             "partitions": sorted(self.ownership.owned),
             "population": {str(k): v for k, v in population.items()},
@@ -229,7 +230,7 @@ class Lookup:
                 population[key] = population.get(key, 0) + int(n)
             for key, n in answer["holdout"].items():
                 held[key] = held.get(key, 0) + int(n)
-        model = rescorer.active.model
+        model = rescorer.model
         return view.json(
             {
                 "model_version": model.version,

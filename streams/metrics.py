@@ -22,9 +22,9 @@ from prometheus_client import Counter as PromCounter
 
 from schemas.model import RejectionReason
 from schemas.segments import SegmentChange
-from scoring.holdout import HoldoutPolicy
 from scoring.outcomes import Outcome
-from scoring.standings import Standings
+from scoring.populations import Populations
+from scoring.reassignment import PartitionStatus
 
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -35,10 +35,19 @@ LATENCY_BUCKETS = (
 class WorkerMetrics:
     """All series of one worker, in their own registry."""
 
-    def __init__(self, holdout: HoldoutPolicy | None = None) -> None:
-        self.holdout_policy = holdout or HoldoutPolicy()
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._names: dict[int, str] = {}
+        self._created_at: float | None = None
+        self._event_series(self.registry)
+        self._segment_series(self.registry)
+        self._model_series(self.registry)
+        self._partition_series(self.registry)
+        self._drift_series(self.registry)
+        self._state_series(self.registry)
+
+    def _event_series(self, r: CollectorRegistry) -> None:
+        """Valid events, rejections, dead letters, latency, and which worker this is."""
         self.events = PromCounter(
             "rescorer_events_processed_total", "Valid events by outcome", ["outcome"], registry=r
         )
@@ -46,6 +55,22 @@ class WorkerMetrics:
             "rescorer_events_rejected_total", "Messages sent to the dead-letter topic, by reason",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.info = Info("rescorer_worker", "This worker process", registry=r)
+        self.consumed = PromCounter(
+            "rescorer_events_consumed_total", "Valid events by type", ["type"], registry=r
+        )
+        self.dead_letters = PromCounter(
+            "rescorer_dead_letters_total", "Records written to the dead-letter topic", registry=r
+        )
+        self.latency = Histogram(
+            "rescorer_event_latency_seconds",
+            "From an event's time (clock=event) or its arrival in Kafka (clock=ingest) "
+            "to its batch's outputs being flushed",
+            ["clock"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+
+    def _segment_series(self, r: CollectorRegistry) -> None:
+        """Segment changes, populations, feedback and the sweep."""
         self.changes = PromCounter(
             "rescorer_segment_changes_total", "Segment changes emitted",
             ["from_segment", "to_segment", "reason"], registry=r,
@@ -73,6 +98,9 @@ class WorkerMetrics:
         self.batch_seconds = Histogram(
             "rescorer_batch_duration_seconds", "Duration of one event batch", registry=r
         )
+
+    def _model_series(self, r: CollectorRegistry) -> None:
+        """The active model and refused artifacts."""
         self.model_version = Gauge(
             "rescorer_model_version", "Version of the active model", registry=r
         )
@@ -90,23 +118,12 @@ class WorkerMetrics:
         self.model_age = Gauge(
             "rescorer_model_age_seconds", "Seconds since the active model was trained", registry=r
         )
-        self._created_at: float | None = None
         self.model_age.set_function(
             lambda: 0.0 if self._created_at is None else time.time() - self._created_at
         )
-        self.info = Info("rescorer_worker", "This worker process", registry=r)
-        self.consumed = PromCounter(
-            "rescorer_events_consumed_total", "Valid events by type", ["type"], registry=r
-        )
-        self.dead_letters = PromCounter(
-            "rescorer_dead_letters_total", "Records written to the dead-letter topic", registry=r
-        )
-        self.latency = Histogram(
-            "rescorer_event_latency_seconds",
-            "From an event's time (clock=event) or its arrival in Kafka (clock=ingest) "
-            "to its batch's outputs being flushed",
-            ["clock"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+
+    def _partition_series(self, r: CollectorRegistry) -> None:
+        """Per owned partition: clock, input lag, sweep backlog."""
         self.watermark = Gauge(
             "rescorer_watermark_timestamp_seconds", "Event-time clock of an owned partition",
             ["partition"], registry=r,
@@ -128,6 +145,9 @@ class WorkerMetrics:
             "Customers due more than one sweep period ago and not yet re-scored",
             ["partition"], registry=r,
         )  # fmt: skip
+
+    def _drift_series(self, r: CollectorRegistry) -> None:
+        """Feature and centroid drift, detections."""
         self.feature_psi = Gauge(
             "rescorer_feature_psi", "PSI of live features against the model's reference",
             ["feature"], registry=r,
@@ -150,6 +170,9 @@ class WorkerMetrics:
             "rescorer_drift_detections_total",
             "ADWIN detections on customers' distance to their centroid", registry=r,
         )  # fmt: skip
+
+    def _state_series(self, r: CollectorRegistry) -> None:
+        """The store, standby replicas, input gaps, retrain requests."""
         self.store_wipes = PromCounter(
             "rescorer_store_wipes_total",
             "Table partitions on disk found untrustworthy and rebuilt from the changelog",
@@ -172,9 +195,6 @@ class WorkerMetrics:
         self.retrain_requests = PromCounter(
             "rescorer_retrain_requests_total", "Retrain requests published", registry=r
         )
-        self._population: dict[int, Counter[int]] = {}
-        self._holdout: dict[int, Counter[int]] = {}
-        self._names: dict[int, str] = {}
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - a scrape target
         """Start the ``/metrics`` HTTP server in a background thread."""
@@ -192,34 +212,24 @@ class WorkerMetrics:
         """Observe a batch's latencies (negative ones, from clock skew, count as 0)."""
         observe_many(self.latency.labels(clock), np.maximum(np.asarray(seconds), 0.0))
 
-    def changed(self, changes: Iterable[SegmentChange], partition_of: Mapping[str, int]) -> None:
-        """Count changes and move customers between segment populations."""
-        moves: Counter[tuple[int | None, int, str, str, int]] = Counter()
-        held: Counter[tuple[int, int]] = Counter()
-        policy = self.holdout_policy
+    def changed(self, changes: Iterable[SegmentChange]) -> None:
+        """Count segment changes by where from, where to and why."""
+        moves: Counter[tuple[int | None, str, str]] = Counter()
         for change in changes:
-            partition = partition_of.get(change.customer_id, -1)
-            before = change.previous_segment_id
-            moves[
-                (before, change.segment_id, change.segment_name, change.reason.value, partition)
-            ] += 1  # fmt: skip
-            if change.holdout:
-                held[(partition, change.segment_id)] += 1
-            if before is not None and policy.is_holdout(change.customer_id, before):
-                held[(partition, before)] -= 1
-        if not moves:
-            return
-        for (before, after, name, reason, partition), n in moves.items():
+            moves[(change.previous_segment_id, change.segment_name, change.reason.value)] += 1
+        for (before, name, reason), n in moves.items():
             self.changes.labels("none" if before is None else self.name(before), name, reason).inc(
                 n
             )
-            population = self._population.setdefault(partition, Counter())
-            if before is not None:
-                population[before] -= n
-            population[after] += n
-        for (partition, segment), n in held.items():
-            self._holdout.setdefault(partition, Counter())[segment] += n
-        self._publish()
+
+    def publish_populations(self, populations: Populations) -> None:
+        """Segment and holdout populations as the state has them."""
+        customers, held = populations.totals()
+        self.population.clear()
+        self.holdout_population.clear()
+        for segment_id, value in customers.items():
+            self.population.labels(self.name(segment_id)).set(value)
+            self.holdout_population.labels(self.name(segment_id)).set(held[segment_id])
 
     def set_model(self, version: int, created_at: float, names: Mapping[int, str]) -> None:
         """The active model: its version, age and the names populations are reported under."""
@@ -228,7 +238,6 @@ class WorkerMetrics:
         self._created_at = created_at
         self._names = dict(names)
         self.centroid_drift.clear()
-        self._publish()
 
     def name(self, segment_id: int) -> str:
         """A segment's label: its name in the active model."""
@@ -242,78 +251,28 @@ class WorkerMetrics:
             self.feature_ks.labels(feature).set(value)
         self.drift_window.set(customers)
 
-    def set_partition_state(
-        self,
-        partition: int,
-        watermark: float | None,
-        scheduled: int,
-        overdue: int,
-        centroid_drift: Mapping[str, float],
-    ) -> None:
-        """Per-partition gauges of an owned partition (watermark in epoch seconds)."""
-        label = str(partition)
-        if watermark is not None:
-            self.watermark.labels(label).set(watermark)
-            self.watermark_lag.labels(label).set(time.time() - watermark)
-        self.scheduled.labels(label).set(scheduled)
-        self.overdue.labels(label).set(overdue)
-        for segment, value in centroid_drift.items():
+    def set_partition_state(self, status: PartitionStatus) -> None:
+        """Per-partition gauges of an owned partition."""
+        label = str(status.partition)
+        if status.watermark is not None:
+            seconds = status.watermark.timestamp()
+            self.watermark.labels(label).set(seconds)
+            self.watermark_lag.labels(label).set(time.time() - seconds)
+        self.scheduled.labels(label).set(status.scheduled)
+        self.overdue.labels(label).set(status.overdue)
+        for segment, value in status.centroid_drift.items():
             self.centroid_drift.labels(segment, label).set(value)
 
-    def set_partition(self, partition: int, standings: Standings | None) -> None:
-        """Replace a partition's population from where its customers stand after a
-        rebalance; None drops the partition."""
-        if standings is None:
-            self._population.pop(partition, None)
-            self._holdout.pop(partition, None)
-            label = str(partition)
-            gauges = (self.watermark, self.watermark_lag, self.scheduled, self.overdue, self.lag)
-            for gauge in gauges:
-                with contextlib.suppress(KeyError):
-                    gauge.remove(label)
-            for segment in self._names.values():
-                with contextlib.suppress(KeyError):
-                    self.centroid_drift.remove(segment, label)
-        else:
-            assigned = standings.assigned
-            segments = standings.segment[assigned]
-            values, counts = np.unique(segments, return_counts=True)
-            self._population[partition] = Counter(
-                dict(zip(values.tolist(), counts.tolist(), strict=True))
-            )
-            policy = self.holdout_policy
-            held: Counter[int] = Counter()
-            if policy.enabled:
-                keys = standings.keys
-                for row, segment in zip(
-                    np.flatnonzero(assigned).tolist(), segments.tolist(), strict=True
-                ):
-                    if policy.is_holdout(keys[row], segment):
-                        held[segment] += 1
-            self._holdout[partition] = held
-        self._publish()
-
-    def _totals(self) -> tuple[Counter[int], Counter[int]]:
-        total: Counter[int] = Counter()
-        held: Counter[int] = Counter()
-        for counts in self._population.values():
-            total.update(counts)
-        for counts in self._holdout.values():
-            held.update(counts)
-        return total, held
-
-    def populations(self) -> tuple[Counter[int], Counter[int]]:
-        """(customers, customers held out) per segment id over the owned partitions."""
-        total, held = self._totals()
-        return +total, +held
-
-    def _publish(self) -> None:
-        total, held = self._totals()
-        self.population.clear()
-        self.holdout_population.clear()
-        for segment_id, value in total.items():
-            self.population.labels(self.name(segment_id)).set(value)
-            self.holdout_population.labels(self.name(segment_id)).set(held[segment_id])
+    def drop_partition(self, partition: int) -> None:
+        """Remove the series of a partition this worker no longer owns."""
+        label = str(partition)
+        gauges = (self.watermark, self.watermark_lag, self.scheduled, self.overdue, self.lag)
+        for gauge in gauges:
+            with contextlib.suppress(KeyError):
+                gauge.remove(label)
+        for segment in self._names.values():
+            with contextlib.suppress(KeyError):
+                self.centroid_drift.remove(segment, label)
 
 
 def observe_many(histogram: Histogram, values: NDArray[np.float64]) -> None:

@@ -16,9 +16,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from scoring.customer_record import CustomerRecord
+from scoring.drift_monitor import preload_detectors
 from scoring.reassignment import Rescorer, RescoreResult
 from scoring.sweep_slices import SweepSlicer
 from streams.batch_reader import BatchReader
@@ -34,6 +35,21 @@ from streams.worker_state import WorkerState
 log = logging.getLogger(__name__)
 
 Commit = Callable[[Mapping[int, int]], Awaitable[bool]]
+
+
+class Group(Protocol):
+    """The consumer group as the pipeline sees it (`streams.faust_internals.FaustGroup`)."""
+
+    def rebalancing(self) -> bool:
+        """Whether a rebalance is in progress."""
+
+    def revocations(self) -> int:
+        """Rebalances begun so far."""
+
+    def recovered_generation(self) -> int | None:
+        """The group generation whose table recovery completed last."""
+
+
 IDLE_SECONDS = 0.05
 QUIET_SECONDS = 1.0
 """Events paused this long: the sweep takes whole slices again."""
@@ -51,7 +67,7 @@ class Pipeline:
         reader: BatchReader,
         delivery: Delivery,
         metrics: WorkerMetrics,
-        rebalancing: Callable[[], bool],
+        group: Group,
         commit_offsets: Commit,
     ) -> None:
         self.settings = settings
@@ -61,7 +77,7 @@ class Pipeline:
         self.reader = reader
         self.delivery = delivery
         self.metrics = metrics
-        self.rebalancing = rebalancing
+        self.group = group
         self.commit_offsets = commit_offsets
         self.slicer = SweepSlicer(settings.sweep_slice_seconds)
         self.collector = StepCollector()
@@ -84,9 +100,13 @@ class Pipeline:
             ready.cancel()
             stopping.cancel()
             self.collector.start()
+            await self.step()
+            # What only later steps need (River's drift detectors) loads once the
+            # first step is out, not on the way to it.
+            preload_detectors()
             while not self._stopping.is_set():
-                await self.step()
                 self.collector.after_step()
+                await self.step()
         finally:
             self.collector.stop()
             self.finished.set()
@@ -99,13 +119,16 @@ class Pipeline:
         state = self.state
         ownership = self.ownership
         rescorer, monitor = state.scoring()
-        if self.rebalancing():
+        group = self.group
+        if group.rebalancing():
             await asyncio.sleep(IDLE_SECONDS)
             return
         if ownership.pending is not None:
             async with state.lock:
-                if not self.rebalancing():
-                    await ownership.sync(rescorer, monitor, self.tables, self.reader, self.metrics)
+                if ownership.recovered(group.recovered_generation(), group.revocations()):
+                    await ownership.sync(
+                        rescorer, monitor, state.populations, self.tables, self.reader, self.metrics
+                    )
                     self._generation += 1
         if not ownership.reading or not ownership.owned:
             await asyncio.sleep(IDLE_SECONDS)
@@ -191,7 +214,10 @@ class Pipeline:
         counts["changes"] += len(result.changes)
         counts["assignments"] += len(result.assignments)
         metrics.count(result.counts, result.swept)
-        metrics.changed(result.changes, {key: r.partition for key, r in result.records.items()})
+        metrics.changed(result.changes)
+        partition_of = {key: r.partition for key, r in result.records.items()}
+        if self.state.populations.moved(result.changes, partition_of):
+            metrics.publish_populations(self.state.populations)
 
     def _observe_intake(self, intake: Intake) -> None:
         metrics = self.metrics
@@ -222,7 +248,7 @@ class Pipeline:
         self._commit_due = now + self.settings.commit_interval_seconds
         positions = self.tables.positions
         durable = positions.to_commit(self.ownership.owned)
-        ready = durable and self.ownership.reading and not self.rebalancing()
+        ready = durable and self.ownership.reading and not self.group.rebalancing()
         if ready and await self.commit_offsets(durable):
             positions.committed.update(durable)
 

@@ -6,7 +6,7 @@ centroid checkpoints, input positions) with their recovery and standbys,
 timers and the model watcher task. The events themselves do not go through
 Faust's per-message stream: the topic stays subscribed (so the group assigns
 its partitions, co-partitioned with the tables) but paused
-(`streams.aside_consumer`), and `streams.pipeline` reads it in whole batches
+(`streams.faust_internals.aside_consumer`), and `streams.pipeline` reads it in whole batches
 (`streams.batch_reader`) and delivers in order (`streams.delivery`).
 """
 
@@ -24,13 +24,17 @@ from faust.types import TP
 from schemas.model import ModelRejected, SegmentModel
 from schemas.package import PACKAGE_VERSION
 from schemas.retrain import RetrainRequest
-from scoring.holdout import HoldoutPolicy
 from scoring.retrain_policy import RetrainPolicy
-from streams.aside_consumer import aside_consumer
 from streams.batch_reader import BatchReader
 from streams.delivery import Delivery
 from streams.drift_ticks import DriftTicks
-from streams.faust_internals import PromptTableManager, standby_lag
+from streams.faust_internals import (
+    FaustGroup,
+    PromptTableManager,
+    aside_consumer,
+    commit_offsets,
+    standby_lag,
+)
 from streams.feedback import FeedbackAgent
 from streams.kafka_clients import faust_broker_settings
 from streams.lookup import Lookup
@@ -56,33 +60,7 @@ class RescorerWorker:
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         topics = settings.topics
-        self.app = _App(
-            settings.app_id,
-            **faust_broker_settings(settings),
-            store=settings.store,
-            consumer_group_instance_id=settings.group_instance_id,
-            datadir=str(settings.data_dir),
-            topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
-            table_standby_replicas=settings.standby_replicas,
-            processing_guarantee=settings.processing_guarantee,
-            broker_commit_interval=settings.commit_interval_seconds,
-            broker_session_timeout=settings.session_timeout_seconds,
-            broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
-            consumer_auto_offset_reset="earliest",
-            producer_acks=-1,
-            web_enabled=settings.web_port != 0,
-            web_port=settings.web_port or 6066,
-            web_bind=settings.web_bind,
-            web_host=settings.web_host,
-            # Only our read-only lookup views: no table dumps, no internals.
-            web_tables_enabled=False,
-            web_stats_enabled=False,
-            web_graph_enabled=False,
-            web_router_enabled=False,
-            autodiscover=False,
-            TableManager=PromptTableManager,
-        )
+        self.app = _app(settings)
         # The transport builds its consumer from this attribute; setting it on this
         # app's transport instance leaves any other app in the process as it is.
         self.app.transport.Consumer = aside_consumer([topics.events])  # type: ignore[misc]
@@ -91,7 +69,7 @@ class RescorerWorker:
             key_serializer="raw", value_serializer="raw", acks=False,
         )  # fmt: skip
         self.app.topics.add(self.events)
-        self.metrics = WorkerMetrics(HoldoutPolicy.from_settings(settings))
+        self.metrics = WorkerMetrics()
         self.store_context: StoreContext | None = None
         if settings.store.startswith(f"{SCHEME}:"):
             self.store_context = StoreContext(
@@ -102,6 +80,7 @@ class RescorerWorker:
         self.tables = StateTables(self.app, settings.partitions, self.store_context)
         self.state = WorkerState(settings.rescore_config(), settings.drift_adwin_delta)
         self.ownership = Ownership()
+        self.group = FaustGroup(self.app)
         self.metrics.info.info(
             {"worker_id": settings.worker_id, "app_id": settings.app_id, "version": PACKAGE_VERSION,
              "clock": settings.clock, "store": settings.store}
@@ -110,7 +89,7 @@ class RescorerWorker:
         self.delivery = Delivery(settings, self.tables)
         self.pipeline = Pipeline(
             settings, self.state, self.ownership, self.tables, self.reader, self.delivery,
-            self.metrics, lambda: bool(self.app.rebalancing), self._commit,
+            self.metrics, self.group, self._commit,
         )  # fmt: skip
         if settings.web_port:
             self.lookup = Lookup(
@@ -160,6 +139,7 @@ class RescorerWorker:
                 model.created_at.timestamp(),
                 {s.segment_id: s.name for s in model.segments},
             )
+            self.metrics.publish_populations(state.populations)
 
     def on_model_rejected(self, rejected: ModelRejected) -> None:
         """Count an artifact that failed validation or verification (the current model stays)."""
@@ -184,16 +164,16 @@ class RescorerWorker:
 
     async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
         assigned: set[TP] = args[0] if args else set()
-        self.ownership.on_assigned(self._event_partitions(assigned))
+        group = self.group
+        self.ownership.on_assigned(
+            self._event_partitions(assigned), group.generation(), group.revocations()
+        )
 
     async def _commit(self, positions: Mapping[int, int]) -> bool:
         """Commit positions to the consumer group through Faust's consumer (lag tooling)."""
         topic = self.settings.topics.events
         offsets = {TP(topic, partition): offset for partition, offset in positions.items()}
-        # `_commit` commits given offsets; Faust's public `commit` only commits what
-        # went through its own stream (none of the events do).
-        consumer: Any = self.app.consumer
-        return bool(await consumer._commit(offsets))
+        return await commit_offsets(self.app, offsets)
 
     # -- timers ---------------------------------------------------------------------
 
@@ -220,7 +200,7 @@ class RescorerWorker:
 
     async def _log_progress(self) -> None:
         counts = self.state.counts
-        version = self.state.rescorer.active.version if self.state.rescorer else None
+        version = self.state.rescorer.model.version if self.state.rescorer else None
         log.info(
             "model v%s, partitions %s: applied=%d duplicate=%d too_old=%d dead_letters=%d "
             "changes=%d swept=%d redelivered=%d gaps=%d",
@@ -228,6 +208,37 @@ class RescorerWorker:
             counts["too_old"], counts["dead_letters"], counts["changes"], counts["swept"],
             counts["input_seen"], counts["input_gap"],
         )  # fmt: skip
+
+
+def _app(settings: WorkerSettings) -> _App:
+    """The Faust app of a worker with `settings`."""
+    return _App(
+        settings.app_id,
+        **faust_broker_settings(settings),
+        store=settings.store,
+        consumer_group_instance_id=settings.group_instance_id,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        processing_guarantee=settings.processing_guarantee,
+        broker_commit_interval=settings.commit_interval_seconds,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=settings.web_port != 0,
+        web_port=settings.web_port or 6066,
+        web_bind=settings.web_bind,
+        web_host=settings.web_host,
+        # Only our read-only lookup views: no table dumps, no internals.
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_router_enabled=False,
+        autodiscover=False,
+        TableManager=PromptTableManager,
+    )
 
 
 class _App(faust.App):

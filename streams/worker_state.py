@@ -9,6 +9,7 @@ from typing import Literal
 
 from schemas.model import SegmentModel
 from scoring.drift_monitor import DriftMonitor
+from scoring.populations import Populations
 from scoring.reassignment import RescoreConfig, Rescorer
 
 
@@ -24,10 +25,15 @@ class WorkerState:
     adwin_delta: float
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     model_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    populations: Populations = field(init=False)
+    """Segment and holdout populations of the owned partitions."""
     rescorer: Rescorer | None = None
     monitor: DriftMonitor | None = None
     counts: Counter[str] = field(default_factory=Counter)
     """Running totals for the progress log line."""
+
+    def __post_init__(self) -> None:
+        self.populations = Populations(self.config.holdout)
 
     def take_model(self, model: SegmentModel) -> Literal["loaded", "switched", "unchanged"]:
         """Use `model`: the first one starts scoring, a different one replaces it."""

@@ -139,6 +139,11 @@ class DurableStore(Store[str, bytes]):
         for event in batch:
             grouped.setdefault(event.message.partition, []).append(event)
         for partition, events in grouped.items():
+            partition_log = self._logs.get(partition)
+            if partition_log is None:
+                # Buffered by a recovery that a rebalance has since interrupted: the
+                # partition is no longer held, and its next owner replays these itself.
+                continue
             entries: dict[str, bytes | None] = {}
             for event in events:
                 key = event.message.key
@@ -155,10 +160,8 @@ class DurableStore(Store[str, bytes]):
             last = events[-1].message
             position = Position(last.offset, fingerprint(last.key, last.value))
             self._positions[partition] = position
-            partition_log = self._logs.get(partition)
-            if partition_log is not None:
-                partition_log.append(entries.items(), position)
-                self._maybe_compact(partition, partition_log)
+            partition_log.append(entries.items(), position)
+            self._maybe_compact(partition, partition_log)
 
     async def on_rebalance(
         self,
@@ -180,6 +183,7 @@ class DurableStore(Store[str, bytes]):
             opened = await open_partitions(self.context, self.table_name, self.topic, opening)
             for partition, found in opened.items():
                 self._logs[partition] = found.log
+                self._positions.pop(partition, None)
                 if found.position is not None:
                     self._positions[partition] = found.position
                 loaded[partition] = found.entries

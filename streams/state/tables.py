@@ -23,6 +23,7 @@ from faust.stores.memory import Store as MemoryStore
 
 from scoring.customer_record import CustomerRecord
 from scoring.standings import Standings
+from streams.faust_internals import partition_of_keys, remember_partition
 from streams.state.context import StoreContext
 from streams.state.log_file import Position
 from streams.state.positions import Positions
@@ -73,10 +74,10 @@ class MemoryTableStore:
 
     def put(self, key: str, partition: int, value: bytes) -> None:
         self.store.data[key] = value
-        self.store._key_partition[key] = partition
+        remember_partition(self.store, key, partition)
 
     def partition_data(self, partition: int) -> Mapping[str, bytes]:
-        owner = self.store._key_partition
+        owner = partition_of_keys(self.store)
         return {k: v for k, v in self.store.data.items() if owner.get(k) == partition}
 
     def seal(self) -> None:

@@ -12,13 +12,13 @@ from scoring.customer_record import (
     HISTORY_LIMIT,
     CustomerRecord,
     Move,
-    from_micros,
-    to_micros,
+    epoch_micros,
+    from_epoch_micros,
 )
 from scoring.customer_state import CustomerState
 from scoring.standings import Standings
 
-moments = st.integers(0, 2_000_000_000_000_000).map(from_micros)
+moments = st.integers(0, 2_000_000_000_000_000).map(from_epoch_micros)
 
 
 @given(
@@ -57,8 +57,8 @@ def test_dumps_loads_round_trip(
 
 def test_micros_are_exact() -> None:
     moment = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
-    assert from_micros(to_micros(moment)) == moment
-    assert to_micros(moment + timedelta(microseconds=1)) - to_micros(moment) == 1
+    assert from_epoch_micros(epoch_micros(moment)) == moment
+    assert epoch_micros(moment + timedelta(microseconds=1)) - epoch_micros(moment) == 1
 
 
 @pytest.mark.parametrize("data", [b"", b"[]", b'{"f": 2}', b'{"f": 1}', b"\xff"])
@@ -115,7 +115,7 @@ def test_a_partitions_standings_equal_its_decoded_records() -> None:
         if record.vector is None:
             assert not standings.evaluated[row]
         else:
-            assert standings.as_of[row] == to_micros(record.as_of)
+            assert standings.as_of[row] == epoch_micros(record.as_of)
             assert tuple(standings.vectors[row]) == record.vector
     with pytest.raises(ValueError, match="not a record"):
         Standings.of_records([("bad", b"\x02\x00")])

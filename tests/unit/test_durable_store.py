@@ -152,6 +152,18 @@ def test_a_lost_partition_is_let_go(tmp_path: Path) -> None:
     assert (tmp_path / "customers" / "p1.log").exists()  # kept for a later return
 
 
+def test_a_late_recovery_batch_for_a_partition_let_go_changes_nothing(tmp_path: Path) -> None:
+    """A rebalance interrupted a recovery: what it had buffered arrives after the release."""
+    store = new_store(tmp_path, FakeProbe(), [], set())
+    assign(store, 0, 1)
+    assign(store, 0)
+    store.apply_changelog_batch([event(1, 70, b"x", b"9")], to_key=None, to_value=None)
+    assign(store, 0, 1)  # back, with the file as it was: empty
+    assert store.get("x", 1) is None
+    assert store.persisted_offset(TP(TOPIC, 1)) is None  # recovery replays it all
+    assert read_log(tmp_path / "customers" / "p1.log").entries == {}
+
+
 def test_one_worker_per_data_directory(tmp_path: Path) -> None:
     first = StoreContext(tmp_path, "app", FakeProbe())  # type: ignore[arg-type]
     first.lock()

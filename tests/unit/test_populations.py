@@ -1,0 +1,59 @@
+"""Segment populations: restored per partition, moved by every change, holdout kept apart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from schemas.segments import ChangeReason, RfmFeatures, SegmentChange
+from scoring.holdout import HoldoutPolicy
+from scoring.populations import Populations
+from scoring.standings import Standings
+
+T = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def standings(segments: list[int], prefix: str = "c") -> Standings:
+    n = len(segments)
+    return Standings(
+        [f"{prefix}{i}" for i in range(n)], np.asarray(segments, dtype=np.int64),
+        np.ones(n, dtype=np.int64), np.full(n, 5, dtype=np.int64), np.zeros((n, 3)),
+    )  # fmt: skip
+
+
+def change(customer: str, before: int | None, after: int, policy: HoldoutPolicy) -> SegmentChange:
+    return SegmentChange(
+        customer_id=customer, previous_segment_id=before,
+        previous_segment_name=None if before is None else str(before), segment_id=after,
+        membership={str(after): 1.0}, confidence=1.0,
+        segment_name=str(after), model_version=1, reason=ChangeReason.EVENT,
+        features=RfmFeatures(recency_days=1.0, frequency=1, monetary=1.0), as_of=T,
+        emitted_at=T, holdout=policy.is_holdout(customer, after),
+    )  # fmt: skip
+
+
+def test_partitions_add_up_and_a_dropped_one_leaves() -> None:
+    populations = Populations(HoldoutPolicy())
+    populations.set_partition(0, standings([0, 0, 1, -1]))
+    populations.set_partition(1, standings([1, 2], prefix="d"))
+    customers, held = populations.totals()
+    assert +customers == {0: 2, 1: 2, 2: 1} and not +held
+    populations.drop_partition(1)
+    assert +populations.totals()[0] == {0: 2, 1: 1}
+
+
+def test_changes_move_customers_and_the_holdout_moves_with_them() -> None:
+    policy = HoldoutPolicy(share=0.5, salt="s")
+    customers = [f"c{i}" for i in range(200)]
+    populations = Populations(policy)
+    populations.set_partition(0, standings([0] * 200))
+    before_held = populations.totals()[1][0]
+    assert before_held == sum(policy.is_holdout(c, 0) for c in customers)
+    moved = [change(c, 0, 1, policy) for c in customers[:50]]
+    assert populations.moved(moved, dict.fromkeys(customers, 0))
+    total, held = populations.totals()
+    assert total[0] == 150 and total[1] == 50
+    assert held[0] == sum(policy.is_holdout(c, 0) for c in customers[50:])
+    assert held[1] == sum(policy.is_holdout(c, 1) for c in customers[:50])
+    assert not populations.moved([], {})
