@@ -40,8 +40,20 @@ TABLE_SCHEMA: dict[str, pl.DataType] = {
     "spend_after_micros": pl.Int64(),
     "purchases": pl.Int64(),
     "refunds": pl.Int64(),
+    "first_purchase_day": pl.Int64(),
+    "purchase_days": pl.Int64(),
+    "purchase_micros": pl.Int64(),
+    "first_day_micros": pl.Int64(),
+    f"purchase_days{THEN}": pl.Int64(),
+    f"purchase_micros{THEN}": pl.Int64(),
 }
-"""The table's columns; the ``_then`` ones and the outcomes are null without a holdout."""
+"""The table's columns; the ``_then`` ones and the outcomes are null without a holdout.
+
+The last six summarise each customer's whole purchase history (not the RFM
+window) for the predictive models (`offline.clv_fit`): the UTC day number of
+the first purchase, the distinct purchase days, the purchases' value, and that
+of the first day alone; up to T, and up to T-H for the calibration."""
+LIFETIME = ("first_purchase_day", "purchase_days", "purchase_micros", "first_day_micros")
 CHANNELS_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.String(),
     "channel": pl.String(),
@@ -159,6 +171,35 @@ def _rfm(at: datetime, start: datetime, suffix: str) -> tuple[list[pl.Expr], lis
     ], [pl.col(last).max(), pl.col(freq).sum(), pl.col(net).sum()]
 
 
+def _lifetime(horizon: Horizon) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """(row-level columns, aggregates) of the whole-history purchase summary."""
+    purchase = pl.col("type") == "purchase"
+    day = pl.when(purchase & (pl.col("occurred_at") <= horizon.as_of)).then(pl.col("_day"))
+    columns = [day.alias("_pday"), pl.when(day.is_not_null()).then("micros").alias("_pmicros")]
+    first = pl.col("_pday").min()
+    aggregates = [
+        first.alias("first_purchase_day"),
+        pl.col("_pday").drop_nulls().n_unique().cast(pl.Int64).alias("purchase_days"),
+        pl.col("_pmicros").sum().alias("purchase_micros"),
+        pl.col("_pmicros").filter(pl.col("_pday") == first).sum().alias("first_day_micros"),
+    ]
+    if horizon.then is not None:  # else `customer_rows` fills the _then columns with nulls
+        then = pl.when(purchase & (pl.col("occurred_at") <= horizon.then)).then(pl.col("_day"))
+        columns += [
+            then.alias("_pday_then"),
+            pl.when(then.is_not_null()).then("micros").alias("_pmicros_then"),
+        ]
+        aggregates += [
+            pl.col("_pday_then")
+            .drop_nulls()
+            .n_unique()
+            .cast(pl.Int64)
+            .alias(f"purchase_days{THEN}"),
+            pl.col("_pmicros_then").sum().alias(f"purchase_micros{THEN}"),
+        ]
+    return columns, aggregates
+
+
 def customer_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
     """The table's rows from `first_occurrences` of customers' events."""
     upto = pl.col("occurred_at") <= horizon.as_of
@@ -184,8 +225,14 @@ def customer_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
         ((pl.col("type") == "refund") & upto).cast(pl.Int64).alias("refunds"),
     ]
     aggregates += [pl.col("purchases").sum(), pl.col("refunds").sum()]
+    lifetime_columns, lifetime_aggregates = _lifetime(horizon)
+    columns += lifetime_columns
+    aggregates += lifetime_aggregates
     return (
-        deduplicated.with_columns(amount_micros().alias("micros"))
+        deduplicated.with_columns(
+            amount_micros().alias("micros"),
+            (pl.col("occurred_at").dt.epoch("us") // MICROS_PER_DAY).alias("_day"),
+        )
         .select("customer_id", *columns)
         .group_by("customer_id")
         .agg(aggregates)

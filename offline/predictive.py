@@ -50,6 +50,17 @@ class Predictive:
     churn_by_label: dict[int, float]
     """Share of each segment (labels of the fit at T-H) that did not purchase again."""
 
+    def as_metrics(self) -> dict[str, float]:
+        """The figures as `ValidationMetrics.predictive` records them."""
+        return {
+            "customers": float(self.customers),
+            "purchase_rate": self.purchase_rate,
+            "segment_auc": self.segment_auc,
+            "rfm_auc": self.rfm_auc,
+            "segment_spend_r2": self.segment_spend_r2,
+            "rfm_spend_r2": self.rfm_spend_r2,
+        }
+
 
 def _one_hot(labels: IntArray, k: int) -> FloatArray:
     out = np.zeros((len(labels), k), dtype=np.float64)

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 
-import matplotlib as mpl
-
-mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
 
 from offline.action_cards import pareto
 from offline.event_validation import Rejections
+from offline.plotting import png as _png
 from offline.predictive import FRAGILE_NOISE, FRAGILE_SHARE
 from offline.trainer import TrainResult
+from offline.traits_report import traits_plots, traits_section
 from schemas.model import (
     CORRELATION_WARNING,
     UNSTABLE_JACCARD,
@@ -35,13 +32,6 @@ text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}img{max-width:1
 .summary{background:#f5f8ff;border:1px solid #c9d6f0;padding:.2em 1em;margin:1em 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:.2em 1em}.card h3{margin:.5em 0}
 """
-
-
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def _colors(n: int) -> list[tuple[float, float, float, float]]:
@@ -416,6 +406,7 @@ matches how often bootstrap refits keep a customer in its segment (mean gap
 <table><tr><th class=l>measure</th><th>p-value</th></tr>{pvalues}</table>
 <h3>Over time</h3>{holdout}
 <h2>Do the segments predict behaviour?</h2>{_predictive(model)}
+<h2>What will customers do? The predictive model</h2>{traits_section(model)}
 <h2>Are they robust?</h2>{_robustness(model)}{_algorithms(model)}{_migration(model)}
 <h3>Data quality</h3>{quality}
 {f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""}
@@ -432,7 +423,7 @@ def write_report(
 ) -> Path:
     """Write ``index.html`` and the PNG files into `directory`; return the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
-    images = plots(result)
+    images = plots(result) | traits_plots(result.model)
     for name, data in images.items():
         (directory / name).write_bytes(data)
     page = directory / "index.html"

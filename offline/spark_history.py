@@ -40,7 +40,7 @@ from offline.events_io import check_rejections
 from offline.history import Span
 from schemas._base import ID_MAX_LENGTH
 from schemas.events import CHANNEL_MAX_LENGTH, CURRENCY_PATTERN, MONETARY_TYPES, RULES, EventType
-from scoring.rfm import MICROS_PER_UNIT
+from scoring.rfm import MICROS_PER_DAY, MICROS_PER_UNIT
 
 try:
     from py4j.protocol import Py4JJavaError
@@ -326,7 +326,41 @@ def customer_rows(events: DataFrame, horizon: Horizon) -> DataFrame:
         F.sum(F.when((F.col("type") == "refund") & upto, 1).otherwise(0)).cast("long")
         .alias("refunds"),
     ]  # fmt: skip
-    return events.groupBy("customer_id").agg(*aggregates)
+    aggregates += _lifetime(horizon)
+    day = F.floor(F.unix_micros(F.col("occurred_at")) / F.lit(MICROS_PER_DAY)).cast("long")
+    first = F.min(F.when((F.col("type") == "purchase") & upto, day)).over(
+        Window.partitionBy("customer_id")
+    )
+    with_days = events.withColumn("_day", day).withColumn("_first_day", first)
+    return with_days.groupBy("customer_id").agg(*aggregates)
+
+
+def _lifetime(horizon: Horizon) -> list[Column]:
+    """The whole-history purchase summary (`offline.customer_table._lifetime`)."""
+    purchase = F.col("type") == "purchase"
+
+    def summary(at: datetime, suffix: str) -> list[Column]:
+        bought = purchase & (F.col("occurred_at") <= F.lit(at))
+        return [
+            F.countDistinct(F.when(bought, F.col("_day")))
+            .cast("long")
+            .alias(f"purchase_days{suffix}"),
+            F.sum(F.when(bought, _amount_micros()).otherwise(0)).cast("long")
+            .alias(f"purchase_micros{suffix}"),
+        ]  # fmt: skip
+
+    bought = purchase & (F.col("occurred_at") <= F.lit(horizon.as_of))
+    on_first = bought & (F.col("_day") == F.col("_first_day"))
+    columns = [
+        F.min(F.when(bought, F.col("_day"))).alias("first_purchase_day"),
+        *summary(horizon.as_of, ""),
+        F.sum(F.when(on_first, _amount_micros()).otherwise(0))
+        .cast("long")
+        .alias("first_day_micros"),
+    ]
+    if horizon.then is not None:
+        columns += summary(horizon.then, THEN)
+    return columns
 
 
 def _to_polars(frame: DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -32,6 +32,7 @@ from offline.predictive import (
     strong_correlations,
 )
 from offline.segmenter import DEFAULT_TRANSFORMS, SILHOUETTE_SAMPLE, KCandidate, RfmSegmenter
+from offline.traits import purchase_model
 from offline.validation import (
     Holdout,
     InternalMetrics,
@@ -110,6 +111,54 @@ ASSIGN_CHUNK = 1_000_000
 """Rows per block where every customer is measured against the centroids."""
 
 
+@dataclass(frozen=True)
+class _Data:
+    """The customers a run trains on: their table, features and feature matrix."""
+
+    horizon: Horizon
+    earliest: datetime
+    latest: datetime
+    events: int
+    table: CustomerTable
+    features: pl.DataFrame
+    raw: FloatArray
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """The chosen segmentation: the estimator, its space, and the segments' identities."""
+
+    segmenter: RfmSegmenter
+    space: ModelSpace
+    ids: list[int]
+    highest_id: int
+    names: list[str]
+    centroid_scores: FloatArray
+    segment_ids: IntArray
+    notes: list[str]
+
+    @property
+    def k(self) -> int:
+        return int(self.segmenter.k_)
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """Every validation figure of a fitted segmentation."""
+
+    sample: IntArray
+    internal: InternalMetrics
+    stability: Stability
+    holdout: Holdout | None
+    kpis: pl.DataFrame
+    pvalues: dict[str, float]
+    cv_ari: tuple[float, float]
+    sensitivity: dict[str, float]
+    correlations: dict[str, float]
+    algorithms: dict[str, dict[str, float]]
+    notes: list[str]
+
+
 def train(
     history: EventHistory,
     config: TrainConfig,
@@ -117,6 +166,19 @@ def train(
     progress: Progress = _quiet,
 ) -> TrainResult:
     """Fit, validate, name and package segments for the events in `history`."""
+    data = _data(history, config, progress)
+    fitted = _fit(data, config, previous, progress)
+    checks = _check(history, data, fitted, config, progress)
+    progress("fitting BG/NBD and Gamma-Gamma for the predictive traits")
+    traits = purchase_model(data.table, data.horizon)
+    model = _package(data, fitted, checks, config, previous).model_copy(update={"traits": traits})
+    return TrainResult(
+        model, data.features, fitted.segment_ids, fitted.segmenter.candidates_, checks.internal,
+        checks.sample, checks.stability, checks.holdout, checks.kpis, fitted.notes + checks.notes,
+    )  # fmt: skip
+
+
+def _data(history: EventHistory, config: TrainConfig, progress: Progress) -> _Data:
     span = history.span()
     earliest, latest = span.earliest, span.latest
     as_of = config.as_of or latest
@@ -136,7 +198,13 @@ def train(
             f"too few for {low_k} segments"
         )
     raw = features.select(FEATURE_NAMES).to_numpy().astype(np.float64)
+    return _Data(horizon, earliest, latest, span.events, table, features, raw)
 
+
+def _fit(
+    data: _Data, config: TrainConfig, previous: SegmentModel | None, progress: Progress
+) -> _Fitted:
+    raw = data.raw
     progress(
         f"choosing k in {config.k_range} on {min(len(raw), config.selection_sample)} customers"
     )
@@ -175,10 +243,16 @@ def train(
         [member_scores[labels[scored] == i].mean(axis=0) for i in range(segmenter.k_)]
     )
     ids, highest_id = assign_ids(space, centroid_scores, previous)
-    names = name_segments(centroid_scores)
     segment_ids = np.asarray(ids, dtype=np.int64)[labels]
+    names = name_segments(centroid_scores)
+    return _Fitted(segmenter, space, ids, highest_id, names, centroid_scores, segment_ids, notes)
 
+
+def _check(
+    history: EventHistory, data: _Data, fitted: _Fitted, config: TrainConfig, progress: Progress
+) -> _Checks:
     progress("validating: silhouette, bootstrap stability")
+    raw, labels, k = data.raw, fitted.segmenter.labels_, fitted.k
     rng = np.random.default_rng(config.seed)
     n = len(raw)
     sample = (
@@ -186,37 +260,95 @@ def train(
         if n <= config.validation_sample
         else np.sort(rng.choice(n, config.validation_sample, replace=False))
     )
-    embedded = segmenter.embedded_
+    embedded = fitted.segmenter.embedded_
     internal = internal_metrics(embedded[sample], labels[sample])
     stability = bootstrap_stability(
-        embedded[sample], labels[sample], segmenter.k_, config.bootstrap_resamples, config.seed
+        embedded[sample], labels[sample], k, config.bootstrap_resamples, config.seed
     )
     progress(f"validating: temporal holdout ({config.holdout_days} days)")
-    holdout = _holdout(table, horizon, config, segmenter.k_, raw, labels, notes)
-    kpis = kpi_table(features, labels, config.window_days)
+    notes: list[str] = []
+    holdout = _holdout(data.table, data.horizon, config, k, raw, labels, notes)
+    kpis = kpi_table(data.features, labels, config.window_days)
     # On the validation sample: with a million rows every difference is "significant".
-    pvalues = kpi_pvalues(features[sample.tolist()], labels[sample])
+    pvalues = kpi_pvalues(data.features[sample.tolist()], labels[sample])
     progress("validating: cross-validation, sensitivity, variable checks")
-    cv_mean, cv_std = cross_validated_ari(
-        embedded[sample], labels[sample], segmenter.k_, seed=config.seed
-    )
-    sensitivity = _sensitivity(history, config, as_of, space, raw, features, sample)
+    cv_ari = cross_validated_ari(embedded[sample], labels[sample], k, seed=config.seed)
+    as_of = data.horizon.as_of
+    sensitivity = _sensitivity(history, config, as_of, fitted.space, raw, data.features, sample)
     correlations = strong_correlations(embedded, FEATURE_NAMES)
     for pair, r in correlations.items():
         if abs(r) > CORRELATION_WARNING:
             notes.append(f"features {pair.replace('~', ' and ')} correlate at r={r:.2f}: "
                          "they weigh the same behaviour twice")  # fmt: skip
+    progress("comparing k-means with GaussianMixture and Ward")
+    algorithms = compare_algorithms(embedded[sample], k, config.seed)
+    return _Checks(
+        sample, internal, stability, holdout, kpis, pvalues, cv_ari, sensitivity, correlations,
+        algorithms, notes,
+    )  # fmt: skip
+
+
+def _validation(
+    fitted: _Fitted, checks: _Checks, data: _Data, previous: SegmentModel | None
+) -> ValidationMetrics:
+    ids, k, holdout, stability = fitted.ids, fitted.k, checks.holdout, checks.stability
     retention = holdout.retention_by_label if holdout else {}
     unstable = tuple(
         str(ids[lab])
-        for lab in range(segmenter.k_)
+        for lab in range(k)
         if stability.jaccard_by_label.get(lab, 1.0) < UNSTABLE_JACCARD
         or retention.get(lab, 1.0) < UNSTABLE_RETENTION
     )
     predictive = holdout.predictive if holdout else None
-    progress("comparing k-means with GaussianMixture and Ward")
-    algorithms = compare_algorithms(embedded[sample], segmenter.k_, config.seed)
+    moved = (
+        migration(
+            np.asarray([s.segment_id for s in previous.segments])[
+                ModelSpace.from_model(previous).nearest(data.raw)
+            ].tolist(),
+            fitted.segment_ids.tolist(),
+        )
+        if previous is not None
+        else {}
+    )
+    internal = checks.internal
+    return ValidationMetrics(
+        silhouette=internal.silhouette,
+        davies_bouldin=internal.davies_bouldin,
+        calinski_harabasz=internal.calinski_harabasz,
+        bootstrap_ari=stability.mean_ari,
+        segment_jaccard={str(ids[lab]): v for lab, v in stability.jaccard_by_label.items()},
+        holdout_ari=holdout.ari if holdout else None,
+        holdout_changed_share=holdout.changed_share if holdout else None,
+        kpi_pvalues=checks.pvalues,
+        k_selection={str(c.k): c.silhouette for c in fitted.segmenter.candidates_},
+        predictive=predictive.as_metrics() if predictive else {},
+        churn_by_segment=(
+            {str(ids[lab]): v for lab, v in holdout.churn_by_label.items() if lab >= 0}
+            if holdout
+            else {}
+        ),
+        holdout_retention={str(ids[lab]): v for lab, v in retention.items()},
+        cv_ari_mean=checks.cv_ari[0],
+        cv_ari_std=checks.cv_ari[1],
+        sensitivity=checks.sensitivity,
+        fragile=fragile(checks.sensitivity),
+        feature_correlation=checks.correlations,
+        unstable_segments=unstable,
+        algorithms=checks.algorithms,
+        algorithm_choice=choose(checks.algorithms),
+        migration_from_previous=moved,
+    )
 
+
+def _package(
+    data: _Data,
+    fitted: _Fitted,
+    checks: _Checks,
+    config: TrainConfig,
+    previous: SegmentModel | None,
+) -> SegmentModel:
+    raw, space, segmenter, sample = data.raw, fitted.space, fitted.segmenter, checks.sample
+    embedded = segmenter.embedded_
     # In chunks: an (n, k) distance matrix for 10M customers is not needed at once.
     near_boundary = np.concatenate(
         [
@@ -226,69 +358,23 @@ def train(
         ]
     )
     temperature, calibration_error = fit_temperature(
-        space.distances(embedded[sample]), stability.kept_share
+        space.distances(embedded[sample]), checks.stability.kept_share
     )
-    refund_rate, channel_mix = behaviour(table, segment_ids)
+    refund_rate, channel_mix = behaviour(data.table, fitted.segment_ids)
     segments = _segments(
-        features, raw, labels, space, ids, names, centroid_scores, kpis, near_boundary,
-        refund_rate, channel_mix,
+        data.features, raw, segmenter.labels_, space, fitted.ids, fitted.names,
+        fitted.centroid_scores, checks.kpis, near_boundary, refund_rate, channel_mix,
     )  # fmt: skip
-    moved = (
-        migration(
-            np.asarray([s.segment_id for s in previous.segments])[
-                ModelSpace.from_model(previous).nearest(raw)
-            ].tolist(),
-            segment_ids.tolist(),
-        )
-        if previous is not None
-        else {}
-    )
-    validation = ValidationMetrics(
-        silhouette=internal.silhouette,
-        davies_bouldin=internal.davies_bouldin,
-        calinski_harabasz=internal.calinski_harabasz,
-        bootstrap_ari=stability.mean_ari,
-        segment_jaccard={str(ids[lab]): v for lab, v in stability.jaccard_by_label.items()},
-        holdout_ari=holdout.ari if holdout else None,
-        holdout_changed_share=holdout.changed_share if holdout else None,
-        kpi_pvalues=pvalues,
-        k_selection={str(c.k): c.silhouette for c in segmenter.candidates_},
-        predictive=(
-            {
-                "customers": float(predictive.customers),
-                "purchase_rate": predictive.purchase_rate,
-                "segment_auc": predictive.segment_auc,
-                "rfm_auc": predictive.rfm_auc,
-                "segment_spend_r2": predictive.segment_spend_r2,
-                "rfm_spend_r2": predictive.rfm_spend_r2,
-            }
-            if predictive
-            else {}
-        ),
-        churn_by_segment=(
-            {str(ids[lab]): v for lab, v in holdout.churn_by_label.items() if lab >= 0}
-            if holdout
-            else {}
-        ),
-        holdout_retention={str(ids[lab]): v for lab, v in retention.items()},
-        cv_ari_mean=cv_mean,
-        cv_ari_std=cv_std,
-        sensitivity=sensitivity,
-        fragile=fragile(sensitivity),
-        feature_correlation=correlations,
-        unstable_segments=unstable,
-        algorithms=algorithms,
-        algorithm_choice=choose(algorithms),
-        migration_from_previous=moved,
-    )
-    model = SegmentModel(
+    scaler = segmenter.scaler_
+    as_of = data.horizon.as_of
+    return SegmentModel(
         version=config.version,
         created_at=datetime.now(UTC),
         as_of=as_of,
-        training_start=earliest,
-        training_end=min(latest, as_of),
-        n_customers=features.height,
-        n_events=span.events,
+        training_start=data.earliest,
+        training_end=min(data.latest, as_of),
+        n_customers=data.features.height,
+        n_events=data.events,
         features=FeatureDefinition(
             window_days=config.window_days,
             weights=dict(zip(FEATURE_NAMES, config.weights, strict=True)),
@@ -298,43 +384,37 @@ def train(
         ),
         segments=tuple(sorted(segments, key=lambda s: s.segment_id)),
         reference={name: _reference(raw[:, i]) for i, name in enumerate(FEATURE_NAMES)},
-        validation=validation,
+        validation=_validation(fitted, checks, data, previous),
         membership=MembershipCalibration(
             temperature=temperature,
             calibration_error=min(1.0, calibration_error),
             customers=len(sample),
         ),
-        parameters={
-            "k": segmenter.k_,
-            "k_min": config.k_range[0],
-            "k_max": config.k_range[1],
-            "seed": config.seed,
-            "n_init": config.n_init,
-            "min_share": config.min_share,
-            "selection_sample": config.selection_sample,
-            "validation_sample": config.validation_sample,
-            "bootstrap_resamples": config.bootstrap_resamples,
-            "holdout_days": config.holdout_days,
-            "predictive_sample": PREDICTIVE_SAMPLE,
-            "algorithm_sample": ALGORITHM_SAMPLE,
-            "silhouette_sample": SILHOUETTE_SAMPLE,
-            "max_segment_id": highest_id,
-            "previous_version": previous.version if previous else None,
-        },
+        parameters=_parameters(config, fitted, previous),
         package_version=PACKAGE_VERSION,
     )
-    return TrainResult(
-        model,
-        features,
-        segment_ids,
-        segmenter.candidates_,
-        internal,
-        sample,
-        stability,
-        holdout,
-        kpis,
-        notes,
-    )
+
+
+def _parameters(
+    config: TrainConfig, fitted: _Fitted, previous: SegmentModel | None
+) -> dict[str, str | int | float | bool | None]:
+    return {
+        "k": fitted.k,
+        "k_min": config.k_range[0],
+        "k_max": config.k_range[1],
+        "seed": config.seed,
+        "n_init": config.n_init,
+        "min_share": config.min_share,
+        "selection_sample": config.selection_sample,
+        "validation_sample": config.validation_sample,
+        "bootstrap_resamples": config.bootstrap_resamples,
+        "holdout_days": config.holdout_days,
+        "predictive_sample": PREDICTIVE_SAMPLE,
+        "algorithm_sample": ALGORITHM_SAMPLE,
+        "silhouette_sample": SILHOUETTE_SAMPLE,
+        "max_segment_id": fitted.highest_id,
+        "previous_version": previous.version if previous else None,
+    }
 
 
 def _sensitivity(

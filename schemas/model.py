@@ -18,10 +18,12 @@ from pydantic import Field, ValidationError, model_validator
 from schemas._base import Contract, UtcDatetime
 from schemas.segments import FEATURE_NAMES, FeatureName
 from schemas.signing import SignatureRejected, sign_document, verify_document
+from schemas.traits import PurchaseModel
 
-SEGMENT_MODEL_SCHEMA_VERSION: Final = 3
+SEGMENT_MODEL_SCHEMA_VERSION: Final = 4
 """2 added `membership` (the calibration) and profiles' `boundary_share`; 3 the predictive,
-cross-validation, sensitivity and variable checks of `ValidationMetrics`. 1 and 2 load."""
+cross-validation, sensitivity and variable checks of `ValidationMetrics`; 4 `traits` (the
+predictive model, `schemas.traits`). 1 to 3 load, without traits."""
 MAX_MODEL_BYTES = 4 * 1024 * 1024
 """Artifacts above this size are refused before parsing (a real one is a few tens of KiB)."""
 MAX_SEGMENTS = 32
@@ -197,7 +199,7 @@ class ModelSignature(Contract):
 class SegmentModel(Contract):
     """A trained, validated, named set of segments (see `load_segment_model`)."""
 
-    schema_version: Literal[1, 2, 3] = SEGMENT_MODEL_SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3, 4] = SEGMENT_MODEL_SCHEMA_VERSION
     version: Annotated[int, Field(ge=1)]
     created_at: UtcDatetime
     as_of: UtcDatetime
@@ -212,6 +214,8 @@ class SegmentModel(Contract):
     validation: ValidationMetrics = Field(default_factory=ValidationMetrics)
     parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     membership: MembershipCalibration | None = None
+    traits: PurchaseModel | None = None
+    """The predictive model for live traits; None before schema 4 or without one."""
     package_version: Annotated[str, Field(min_length=1, max_length=64)]
     signature: ModelSignature | None = None
     """HMAC over the rest of the artifact (`schemas.signing`); None when unsigned."""

@@ -107,8 +107,15 @@ def shorten_fetch_wait(consumer: Any) -> Any:
 
 
 def standby_lag(app: Any) -> int:
-    """Changelog records the standby replicas still have to apply (Faust's recovery knows)."""
-    return int(app.tables.recovery.standby_remaining_total())
+    """Changelog records the standby replicas still have to apply to catch up.
+
+    Faust's recovery measures each standby partition against the changelog's
+    end when the standby started: once the standby has read past it, Faust's
+    figure goes negative (and `standby_remaining_total` sums those with the
+    positive ones), so each partition counts at least 0 here.
+    """
+    remaining = app.tables.recovery.standby_remaining()
+    return sum(max(0, int(value)) for value in remaining.values())
 
 
 def aside_consumer(topics: Iterable[str]) -> type[faust_aiokafka.Consumer]:

@@ -47,7 +47,7 @@ def test_the_lever_and_the_value_follow_the_rule_table() -> None:
 def test_the_cdnow_artifact_carries_the_whole_validation(trained_cdnow: bytes) -> None:
     model = load_segment_model(trained_cdnow)
     v = model.validation
-    assert model.schema_version == 3
+    assert model.schema_version == 4
     assert 0.5 < v.predictive["segment_auc"] <= 1 and 0.5 < v.predictive["rfm_auc"] <= 1
     assert set(v.churn_by_segment) == {str(s.segment_id) for s in model.segments}
     assert v.cv_ari_mean is not None and v.cv_ari_mean > 0.9

@@ -46,7 +46,7 @@ from streams.faust_internals import (
         ),
         (faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", ["self"]),
         (TableManager, "_update_channels", ["self"]),
-        (Recovery, "standby_remaining_total", ["self"]),
+        (Recovery, "standby_remaining", ["self"]),
         (Recovery, "on_recovery_completed", ["self", "generation_id"]),
         (Store, "persisted_offset", ["self", "tp"]),
         (Store, "on_rebalance", ["self", "assigned", "revoked", "newly_assigned", "generation_id"]),
@@ -147,3 +147,13 @@ def test_the_group_view_reads_the_apps_counters() -> None:
     group = FaustGroup(app)  # type: ignore[arg-type]
     assert (group.rebalancing(), group.revocations(), group.generation()) == (True, 9, 4)
     assert group.recovered_generation() == 3
+
+
+def test_standby_lag_counts_each_partition_at_least_zero() -> None:
+    """Faust's remaining goes negative once a standby reads past its start's end offset."""
+    assert "highwater - offsets[tp]" in inspect.getsource(Recovery.standby_remaining)
+    recovery = SimpleNamespace(standby_remaining=lambda: {"a": -560, "b": 12, "c": 0})
+    assert (
+        faust_internals.standby_lag(SimpleNamespace(tables=SimpleNamespace(recovery=recovery)))
+        == 12
+    )

@@ -44,9 +44,11 @@ def test_train_on_cdnow_writes_artifact_and_report(
     artifact = json.loads((models / "model-v000001.json").read_text())
     assert artifact["n_customers"] == 2349
     html = (report / "index.html").read_text()
-    for png in ("k_selection", "silhouette", "profiles", "recency_monetary", "sizes"):
+    for png in ("k_selection", "silhouette", "profiles", "recency_monetary", "sizes",
+                "traits_conditional"):  # fmt: skip
         assert (report / f"{png}.png").stat().st_size > 1000
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 6
+    assert "BG/NBD over 2,349 customers" in html
     assert "Champions" in html
 
     code, out, _ = run(
