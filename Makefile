@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	@touch $(STAMP)
 
-# Prometheus and promtool (Debian's prometheus package) for the monitoring tests.
+# Prometheus and promtool (Debian's prometheus package) for the monitoring tests, and
+# chromium (headless) for the test that renders the training report in a browser.
 tools:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  echo "installing prometheus (apt-get)"; \
+	  echo "installing prometheus and chromium (apt-get)"; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus chromium >/dev/null; }
 
 lint: venv
 	$(VENV)/bin/ruff check .

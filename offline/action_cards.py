@@ -51,20 +51,33 @@ def lever(z: Mapping[str, float]) -> str:
 
 
 _PHRASES = {
-    ("recency_days", -1): "bought recently",
-    ("recency_days", 1): "have not bought for a long time",
-    ("frequency", 1): "buy often",
-    ("frequency", -1): "rarely buy",
-    ("monetary", 1): "spend the most",
-    ("monetary", -1): "spend little",
+    ("recency_days", -1): ("bought the most recently", "bought more recently than most"),
+    ("recency_days", 1): ("have gone the longest without buying", "have not bought for a while"),
+    ("frequency", 1): ("buy the most often", "buy more often than most"),
+    ("frequency", -1): ("buy the least often", "buy less often than most"),
+    ("monetary", 1): ("spend the most", "spend more than most"),
+    ("monetary", -1): ("spend the least", "spend less than most"),
 }
+"""(superlative, comparative) per (feature, direction): the superlative only for the
+segment that is the most extreme of all segments in that direction."""
 
 
-def values(z: Mapping[str, float]) -> str:
-    """Where the segment stands out most, in words."""
+def values(z: Mapping[str, float], peers: Sequence[Mapping[str, float]] = ()) -> str:
+    """Where the segment stands out most, in words, never contradicting its `peers`.
+
+    >>> champions = {"recency_days": -0.9, "frequency": 1.4, "monetary": 1.6}
+    >>> loyal = {"recency_days": -0.5, "frequency": 0.6, "monetary": 0.8}
+    >>> values(loyal, [champions, loyal])
+    'spend more than most (the monetary coordinate is +0.80 sd)'
+    >>> values(champions, [champions, loyal])
+    'spend the most (the monetary coordinate is +1.60 sd)'
+    """
     feature = max(z, key=lambda n: abs(z[n]))
     sign = 1 if z[feature] >= 0 else -1
-    return f"{_PHRASES[(feature, sign)]} (the {feature} coordinate is {z[feature]:+.2f} sd)"
+    most = all(sign * z[feature] >= sign * peer[feature] for peer in peers)
+    superlative, comparative = _PHRASES[(feature, sign)]
+    phrase = superlative if most else comparative
+    return f"{phrase} (the {feature} coordinate is {z[feature]:+.2f} sd)"
 
 
 def interacts(mix: Mapping[str, float]) -> str:

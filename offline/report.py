@@ -22,6 +22,7 @@ from schemas.model import (
     SegmentModel,
 )
 from schemas.segments import FEATURE_NAMES
+from schemas.traits import SegmentTraits
 from scoring.holdout import HoldoutPolicy
 
 _STYLE = """
@@ -34,6 +35,22 @@ text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}img{max-width:1
 """
 
 
+_SELF_CHECK = """
+addEventListener("error", () => {
+  const root = document.documentElement;
+  root.dataset.errors = String(+(root.dataset.errors || 0) + 1);
+}, true);
+addEventListener("load", () => {
+  const images = [...document.images];
+  document.documentElement.dataset.images = String(images.length);
+  document.documentElement.dataset.broken = String(
+    images.filter((i) => !i.complete || i.naturalWidth === 0).length);
+});
+"""
+"""The page counts its images, broken ones and script or load errors on its root element
+(``data-images``, ``data-broken``, ``data-errors``): what a browser check reads."""
+
+
 def _colors(n: int) -> list[tuple[float, float, float, float]]:
     cmap = plt.get_cmap("tab10")
     return [cmap(i % 10) for i in range(n)]
@@ -41,12 +58,21 @@ def _colors(n: int) -> list[tuple[float, float, float, float]]:
 
 def plots(result: TrainResult) -> dict[str, bytes]:
     """The report's figures as PNG bytes, by file name."""
-    model = result.model
-    segments = model.segments
-    names = [f"{s.segment_id}: {s.name}" for s in segments]
+    segments = result.model.segments
     colors = dict(zip([s.segment_id for s in segments], _colors(len(segments)), strict=True))
-    out: dict[str, bytes] = {}
+    return {
+        "k_selection.png": _k_selection(result),
+        "silhouette.png": _silhouettes(result, colors),
+        "profiles.png": _profiles(result, colors),
+        "recency_monetary.png": _recency_monetary(result, colors),
+        "sizes.png": _sizes(result),
+    }
 
+
+Colors = dict[int, tuple[float, float, float, float]]
+
+
+def _k_selection(result: TrainResult) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ks = [c.k for c in result.candidates]
     ax.plot(ks, [c.silhouette for c in result.candidates], "o-", label="silhouette (higher=better)")
@@ -56,17 +82,21 @@ def plots(result: TrainResult) -> dict[str, bytes]:
         "s--",
         label="Davies-Bouldin (lower=better)",
     )
-    ax.axvline(int(model.parameters["k"] or 0), color="grey", linestyle=":", label="chosen k")
+    ax.axvline(
+        int(result.model.parameters["k"] or 0), color="grey", linestyle=":", label="chosen k"
+    )
     ax.set_xlabel("number of segments k")
     ax.set_title("Choosing k")
     ax.legend(fontsize=8)
-    out["k_selection.png"] = _png(fig)
+    return _png(fig)
 
+
+def _silhouettes(result: TrainResult, colors: Colors) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ids = result.segment_ids[result.sample_index]
     values = result.internal.silhouette_values
     y = 0
-    for segment in segments:
+    for segment in result.model.segments:
         mine = np.sort(values[ids == segment.segment_id])
         ax.fill_betweenx(np.arange(y, y + len(mine)), 0, mine, color=colors[segment.segment_id])
         ax.text(-0.05, y + len(mine) / 2, segment.name, ha="right", va="center", fontsize=7)
@@ -76,21 +106,27 @@ def plots(result: TrainResult) -> dict[str, bytes]:
     ax.set_xlabel("silhouette value")
     ax.set_title("Silhouette by segment (sample)")
     ax.legend(fontsize=8)
-    out["silhouette.png"] = _png(fig)
+    return _png(fig)
 
+
+def _profiles(result: TrainResult, colors: Colors) -> bytes:
+    segments = result.model.segments
     fig, ax = plt.subplots(figsize=(7, 3.6))
     width = 0.8 / max(1, len(segments))
     x = np.arange(len(FEATURE_NAMES))
     for i, segment in enumerate(segments):
         z = [segment.profile.zscores[f] if segment.profile else 0.0 for f in FEATURE_NAMES]
-        ax.bar(x + i * width, z, width, label=names[i], color=colors[segment.segment_id])
+        label = f"{segment.segment_id}: {segment.name}"
+        ax.bar(x + i * width, z, width, label=label, color=colors[segment.segment_id])
     ax.set_xticks(x + width * (len(segments) - 1) / 2, ["recency (days)", "frequency", "monetary"])
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_ylabel("centroid, standard deviations")
     ax.set_title("Segment profiles: how each segment differs from the average")
     ax.legend(fontsize=7, ncol=2)
-    out["profiles.png"] = _png(fig)
+    return _png(fig)
 
+
+def _recency_monetary(result: TrainResult, colors: Colors) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 4))
     rng = np.random.default_rng(0)
     n = result.features.height
@@ -98,35 +134,31 @@ def plots(result: TrainResult) -> dict[str, bytes]:
     recency = result.features["recency_days"].to_numpy()[pick]
     monetary = result.features["monetary"].to_numpy()[pick]
     seg = result.segment_ids[pick]
-    for segment in segments:
+    for segment in result.model.segments:
         mask = seg == segment.segment_id
-        ax.scatter(
-            recency[mask],
-            monetary[mask],
-            s=6,
-            alpha=0.6,
-            label=segment.name,
-            color=colors[segment.segment_id],
-        )
+        ax.scatter(recency[mask], monetary[mask], s=6, alpha=0.6, label=segment.name,
+                   color=colors[segment.segment_id])  # fmt: skip
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set_xlabel("recency (days since last purchase)")
     ax.set_ylabel("monetary (net spend in window)")
     ax.set_title("Recency against monetary, coloured by segment")
     ax.legend(fontsize=7, markerscale=2)
-    out["recency_monetary.png"] = _png(fig)
+    return _png(fig)
 
+
+def _sizes(result: TrainResult) -> bytes:
+    segments = result.model.segments
     fig, ax = plt.subplots(figsize=(6, 3.6))
     shares = [s.profile.share if s.profile else 0.0 for s in segments]
     revenue = [s.profile.revenue_share if s.profile else 0.0 for s in segments]
     yy = np.arange(len(segments))
     ax.barh(yy - 0.2, shares, 0.4, label="share of customers")
     ax.barh(yy + 0.2, revenue, 0.4, label="share of revenue")
-    ax.set_yticks(yy, names, fontsize=8)
+    ax.set_yticks(yy, [f"{s.segment_id}: {s.name}" for s in segments], fontsize=8)
     ax.set_xlabel("share")
     ax.set_title("Segment sizes and revenue")
     ax.legend(fontsize=8)
-    out["sizes.png"] = _png(fig)
-    return out
+    return _png(fig)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -268,8 +300,32 @@ def _cards(model: SegmentModel) -> str:
 {_share(p.boundary_share)}; churn in the holdout window {_share(churn)}.</p>
 <ul><li>What they value: {html.escape(p.values)}.</li>
 <li>How they interact: {html.escape(p.interacts)}.</li>
-<li>Lever: {html.escape(p.lever)}.</li></ul></div>""")
+<li>Lever: {html.escape(p.lever)}.</li>{_card_traits(p.traits)}</ul></div>""")
     return "".join(cards)
+
+
+def _card_traits(traits: SegmentTraits | None) -> str:
+    if traits is None:
+        return ""
+    value = (
+        ""
+        if traits.mean_expected_value is None
+        else f", worth {traits.mean_expected_value:,.2f} on average"
+    )
+    return (
+        f"<li>Next {traits.horizon_days} days: P(alive) {traits.mean_p_alive:.0%} on average, "
+        f"{traits.mean_expected_purchases:.2f} expected purchases{value}; "
+        f"{traits.high_risk:,} at high churn risk.</li>"
+    )
+
+
+def pvalue(p: float) -> str:
+    """A p-value as the report prints it; one below the smallest double is ``< 1e-300``.
+
+    >>> pvalue(0.0), pvalue(3.2e-12), pvalue(0.04)
+    ('< 1e-300', '3.2e-12', '0.04')
+    """
+    return "< 1e-300" if p < 1e-300 else f"{p:.2g}"
 
 
 def _algorithms(model: SegmentModel) -> str:
@@ -320,15 +376,8 @@ def holdout_counts(result: TrainResult, policy: HoldoutPolicy) -> dict[int, int]
     return counts
 
 
-def render(
-    result: TrainResult,
-    rejections: Rejections,
-    images: dict[str, bytes],
-    holdout_policy: HoldoutPolicy | None = None,
-) -> str:
-    """The HTML page."""
+def _segment_rows(result: TrainResult, policy: HoldoutPolicy) -> str:
     model, v = result.model, result.model.validation
-    policy = holdout_policy or HoldoutPolicy()
     held = holdout_counts(result, policy)
     rows = []
     for segment in model.segments:
@@ -346,8 +395,17 @@ def render(
             f"<td>{held[segment.segment_id]:,} "
             f"({policy.share_of(segment.segment_id):.0%})</td></tr>"
         )
+    return f"""<table><tr><th>id</th><th class=l>segment</th><th>customers</th><th>share</th>
+<th>revenue share</th><th>avg order value</th><th>mean recency (days)</th>
+<th>mean frequency</th><th>mean monetary</th><th>stability (Jaccard)</th>
+<th>near a boundary</th><th>holdout (share)</th></tr>
+{"".join(rows)}</table>"""
+
+
+def _trust(result: TrainResult) -> str:
+    model, v = result.model, result.model.validation
     pvalues = "".join(
-        f"<tr><td class=l>{html.escape(k)}</td><td>{p:.2g}</td></tr>"
+        f"<tr><td class=l>{html.escape(k)}</td><td>{html.escape(pvalue(p))}</td></tr>"
         for k, p in v.kpi_pvalues.items()
     )
     holdout = (
@@ -358,36 +416,7 @@ def render(
         if result.holdout
         else "<p>Temporal holdout not computed (too little history).</p>"
     )
-    quality = (
-        f"<pre>{html.escape(rejections.summary())}</pre>"
-        if rejections.rejected
-        else f"<p>All {rejections.total_rows:,} input rows were valid.</p>"
-    )
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
-    figures = "".join(
-        f'<figure><img alt="{name}" src="data:image/png;base64,'
-        f'{base64.b64encode(data).decode()}"></figure>'
-        for name, data in images.items()
-    )
-    definition = html.escape(model.features.definition)
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>Segment model v{model.version}</title><style>{_STYLE}</style></head><body>
-<h1>Customer segments, model v{model.version}</h1>
-<p>{model.n_customers:,} customers with a purchase by <b>{model.as_of:%Y-%m-%d %H:%M} UTC</b>,
-from {model.n_events:,} events ({model.training_start:%Y-%m-%d} to
-{model.training_end:%Y-%m-%d}); window {model.features.window_days} days;
-{len(model.segments)} segments.</p>
-<p class=note>{definition}</p>
-{_summary(model)}
-<h2>Segments</h2>
-<table><tr><th>id</th><th class=l>segment</th><th>customers</th><th>share</th>
-<th>revenue share</th><th>avg order value</th><th>mean recency (days)</th>
-<th>mean frequency</th><th>mean monetary</th><th>stability (Jaccard)</th>
-<th>near a boundary</th><th>holdout (share)</th></tr>
-{"".join(rows)}</table>
-<h2>Action cards</h2><div class=grid>{_cards(model)}</div>
-<h2>Can these segments be trusted?</h2>
-<ul>
+    return f"""<ul>
 <li>Separation: silhouette <b>{_fmt(v.silhouette)}</b> (from -1 to 1; above 0.5 is clear
 structure), Davies-Bouldin <b>{_fmt(v.davies_bouldin)}</b> (lower is better),
 Calinski-Harabasz {_fmt(v.calinski_harabasz, 0)}.</li>
@@ -404,7 +433,42 @@ matches how often bootstrap refits keep a customer in its segment (mean gap
 (<code>RESCORER_HOLDOUT_*</code>); the worker and replay flag the same customers.</li>
 <li>Do the segments differ on business KPIs? Kruskal-Wallis p-values:</li></ul>
 <table><tr><th class=l>measure</th><th>p-value</th></tr>{pvalues}</table>
-<h3>Over time</h3>{holdout}
+<h3>Over time</h3>{holdout}"""
+
+
+def render(
+    result: TrainResult,
+    rejections: Rejections,
+    images: dict[str, bytes],
+    holdout_policy: HoldoutPolicy | None = None,
+) -> str:
+    """The HTML page."""
+    model = result.model
+    quality = (
+        f"<pre>{html.escape(rejections.summary())}</pre>"
+        if rejections.rejected
+        else f"<p>All {rejections.total_rows:,} input rows were valid.</p>"
+    )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+    figures = "".join(
+        f'<figure><img alt="{name}" src="data:image/png;base64,'
+        f'{base64.b64encode(data).decode()}"></figure>'
+        for name, data in images.items()
+    )
+    definition = html.escape(model.features.definition)
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Segment model v{model.version}</title><style>{_STYLE}</style>
+<script>{_SELF_CHECK}</script></head><body>
+<h1>Customer segments, model v{model.version}</h1>
+<p>{model.n_customers:,} customers with a purchase by <b>{model.as_of:%Y-%m-%d %H:%M} UTC</b>,
+from {model.n_events:,} events ({model.training_start:%Y-%m-%d} to
+{model.training_end:%Y-%m-%d}); window {model.features.window_days} days;
+{len(model.segments)} segments.</p>
+<p class=note>{definition}</p>
+{_summary(model)}
+<h2>Segments</h2>{_segment_rows(result, holdout_policy or HoldoutPolicy())}
+<h2>Action cards</h2><div class=grid>{_cards(model)}</div>
+<h2>Can these segments be trusted?</h2>{_trust(result)}
 <h2>Do the segments predict behaviour?</h2>{_predictive(model)}
 <h2>What will customers do? The predictive model</h2>{traits_section(model)}
 <h2>Are they robust?</h2>{_robustness(model)}{_algorithms(model)}{_migration(model)}

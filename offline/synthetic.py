@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,18 @@ class BehaviourShift:
             raise ValueError(f"shift factor must be in [0, 1], got {self.factor}")
 
 
+@dataclass
+class _Purchases:
+    """Every purchase: its customer, day (from the log's start), amount, whether refunded."""
+
+    owner: NDArray[np.int64]
+    when: NDArray[np.float64]
+    amount: NDArray[np.float64]
+    refunded: NDArray[np.bool_]
+    first: NDArray[np.bool_]
+    """Whether it is its customer's first purchase (never thinned away)."""
+
+
 def synthetic_events(
     customers: int,
     end: datetime | None = None,
@@ -83,13 +96,48 @@ def synthetic_events(
     start = end - timedelta(days=days)
     shares = np.asarray([p.share for p in personas])
     persona = rng.choice(len(personas), size=customers, p=shares / shares.sum())
+    bought = _purchases(rng, personas, persona, days)
+    if seasonality > 0 or shift is not None:
+        bought = _thinned(bought, np.random.default_rng([seed, 1]), personas, persona, start,
+                          seasonality, shift)  # fmt: skip
+    purchases = np.bincount(bought.owner, minlength=customers)
+    r_owner = bought.owner[bought.refunded]
+    r_when = np.minimum(
+        bought.when[bought.refunded] + rng.uniform(1, 20, r_owner.size), days - 1e-6
+    )
+    r_amount = np.round(
+        bought.amount[bought.refunded] * rng.uniform(0.2, 1.0, r_owner.size), 2
+    ).clip(0.01)
+    session_rate = np.asarray([p.sessions_per_purchase for p in personas])[persona]
+    sessions = rng.poisson(session_rate * purchases)
+    if events_per_customer is not None:
+        target = max(0.0, events_per_customer - (bought.owner.size + r_owner.size) / customers)
+        sessions = rng.poisson(np.full(customers, target))
+    s_owner = np.repeat(np.arange(customers), sessions)
+    s_when = rng.uniform(0, days, s_owner.size)
+    parts = ((bought.owner, bought.when, bought.amount), (r_owner, r_when, r_amount),
+             (s_owner, s_when, np.full(s_owner.size, np.nan)))  # fmt: skip
+    events = _events(parts, start, first_customer, first_event)
+    truth = pl.DataFrame(
+        {
+            "customer_id": [f"c{i + first_customer:08d}" for i in range(customers)],
+            "persona": [personas[i].name for i in persona],
+        }
+    )
+    return events, truth
+
+
+def _purchases(
+    rng: np.random.Generator, personas: tuple[Persona, ...], persona: NDArray[np.int64], days: int
+) -> _Purchases:
+    """A first purchase per customer, then Poisson repeats over the active span."""
+    customers = len(persona)
     rate = np.asarray([p.purchases_per_month for p in personas])[persona] / 30.0
     active = np.asarray([p.active_share for p in personas])[persona]
     basket = np.asarray([p.basket_median for p in personas])[persona]
     first = rng.uniform(0, days * 0.8, size=customers)
     span = np.where(active > 0, (days - first) * active, 0.0)
-    extra = rng.poisson(rate * span)
-    purchases = 1 + extra
+    purchases = 1 + rng.poisson(rate * span)
     owner = np.repeat(np.arange(customers), purchases)
     offset = np.concatenate([np.zeros(1), np.cumsum(purchases)[:-1]]).astype(np.int64)
     index_in_customer = np.arange(owner.size) - offset[owner]
@@ -100,56 +148,56 @@ def synthetic_events(
     )
     amount = np.round(rng.lognormal(np.log(basket[owner]), 0.5), 2).clip(0.5)
     refunded = rng.uniform(size=owner.size) < REFUND_RATE
-    if seasonality > 0 or shift is not None:
-        aux = np.random.default_rng([seed, 1])
-        keep = np.ones(owner.size, dtype=bool)
-        if seasonality > 0:
-            year_start = datetime(start.year, 1, 1, tzinfo=UTC)
-            day_of_year = (when + (start - year_start).total_seconds() / 86_400) % 365.25
-            phase = 2 * np.pi * (day_of_year - PEAK_DAY_OF_YEAR) / 365.25
-            weight = (1 + seasonality * np.cos(phase)) / (1 + seasonality)
-            keep &= aux.uniform(size=owner.size) < weight
-        if shift is not None:
-            index = [p.name for p in personas].index(shift.persona)
-            shift_day = (shift.at - start).total_seconds() / 86_400
-            affected = (persona[owner] == index) & (when >= shift_day)
-            keep &= ~affected | (aux.uniform(size=owner.size) < shift.factor)
-        keep[index_in_customer == 0] = True
-        owner, when, amount, refunded = owner[keep], when[keep], amount[keep], refunded[keep]
-        purchases = np.bincount(owner, minlength=customers)
-    r_owner = owner[refunded]
-    r_when = np.minimum(when[refunded] + rng.uniform(1, 20, r_owner.size), days - 1e-6)
-    r_amount = np.round(amount[refunded] * rng.uniform(0.2, 1.0, r_owner.size), 2).clip(0.01)
-    session_rate = np.asarray([p.sessions_per_purchase for p in personas])[persona]
-    sessions = rng.poisson(session_rate * purchases)
-    if events_per_customer is not None:
-        target = max(0.0, events_per_customer - (owner.size + r_owner.size) / customers)
-        sessions = rng.poisson(np.full(customers, target))
-    s_owner = np.repeat(np.arange(customers), sessions)
-    s_when = rng.uniform(0, days, s_owner.size)
+    return _Purchases(owner, when, amount, refunded, index_in_customer == 0)
 
-    all_owner = np.concatenate([owner, r_owner, s_owner])
-    kinds = np.concatenate(
-        [
-            np.zeros(owner.size, np.int8),
-            np.ones(r_owner.size, np.int8),
-            np.full(s_owner.size, 2, np.int8),
-        ]
-    )
-    all_when = np.concatenate([when, r_when, s_when])
-    all_amount = np.concatenate([amount, r_amount, np.full(s_owner.size, np.nan)])
+
+def _thinned(
+    bought: _Purchases,
+    aux: np.random.Generator,
+    personas: tuple[Persona, ...],
+    persona: NDArray[np.int64],
+    start: datetime,
+    seasonality: float,
+    shift: BehaviourShift | None,
+) -> _Purchases:
+    """The purchases seasonality and a behaviour shift keep (first purchases always)."""
+    size = bought.owner.size
+    keep = np.ones(size, dtype=bool)
+    if seasonality > 0:
+        year_start = datetime(start.year, 1, 1, tzinfo=UTC)
+        day_of_year = (bought.when + (start - year_start).total_seconds() / 86_400) % 365.25
+        phase = 2 * np.pi * (day_of_year - PEAK_DAY_OF_YEAR) / 365.25
+        weight = (1 + seasonality * np.cos(phase)) / (1 + seasonality)
+        keep &= aux.uniform(size=size) < weight
+    if shift is not None:
+        index = [p.name for p in personas].index(shift.persona)
+        shift_day = (shift.at - start).total_seconds() / 86_400
+        affected = (persona[bought.owner] == index) & (bought.when >= shift_day)
+        keep &= ~affected | (aux.uniform(size=size) < shift.factor)
+    keep[bought.first] = True
+    return _Purchases(bought.owner[keep], bought.when[keep], bought.amount[keep],
+                      bought.refunded[keep], bought.first[keep])  # fmt: skip
+
+
+def _events(
+    parts: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
+    start: datetime,
+    first_customer: int,
+    first_event: int,
+) -> pl.DataFrame:
+    """Purchases, refunds and sessions (owner, day, amount) as CustomerEvent rows."""
+    all_owner = np.concatenate([owner for owner, _, _ in parts])
+    kinds = np.concatenate([np.full(owner.size, kind, np.int8)
+                            for kind, (owner, _, _) in enumerate(parts)])  # fmt: skip
+    all_when = np.concatenate([when for _, when, _ in parts])
+    all_amount = np.concatenate([amount for _, _, amount in parts])
     micros = (all_when * 86_400e6).astype(np.int64)
     base = int(start.timestamp() * 1e6)
     frame = pl.DataFrame(
-        {
-            "owner": all_owner,
-            "kind": kinds,
-            "t": micros + base,
-            "amount": all_amount,
-        }
+        {"owner": all_owner, "kind": kinds, "t": micros + base, "amount": all_amount}
     ).with_row_index("n")
     customer = pl.format("c{}", (pl.col("owner") + first_customer).cast(pl.String).str.zfill(8))
-    events = frame.select(
+    return frame.select(
         pl.format("e{}", pl.col("n") + first_event).alias("event_id"),
         customer.alias("customer_id"),
         pl.col("kind")
@@ -158,13 +206,6 @@ def synthetic_events(
         pl.col("t").cast(pl.Datetime("us", "UTC")).alias("occurred_at"),
         pl.when(pl.col("kind") == 2).then(None).otherwise(pl.col("amount")).alias("amount"),
     )
-    truth = pl.DataFrame(
-        {
-            "customer_id": [f"c{i + first_customer:08d}" for i in range(customers)],
-            "persona": [personas[i].name for i in persona],
-        }
-    )
-    return events, truth
 
 
 def write_synthetic_parquet(

@@ -32,7 +32,7 @@ from offline.predictive import (
     strong_correlations,
 )
 from offline.segmenter import DEFAULT_TRANSFORMS, SILHOUETTE_SAMPLE, KCandidate, RfmSegmenter
-from offline.traits import purchase_model
+from offline.traits import purchase_model, segment_traits
 from offline.validation import (
     Holdout,
     InternalMetrics,
@@ -57,6 +57,7 @@ from schemas.model import (
 )
 from schemas.package import PACKAGE_VERSION
 from schemas.segments import FEATURE_NAMES
+from schemas.traits import PurchaseModel
 from scoring.drift import proportions, reference_edges
 from scoring.membership import BOUNDARY_CONFIDENCE, confidence, fit_temperature
 from scoring.rfm import DEFAULT_WINDOW_DAYS
@@ -171,11 +172,31 @@ def train(
     checks = _check(history, data, fitted, config, progress)
     progress("fitting BG/NBD and Gamma-Gamma for the predictive traits")
     traits = purchase_model(data.table, data.horizon)
-    model = _package(data, fitted, checks, config, previous).model_copy(update={"traits": traits})
+    model = _with_traits(_package(data, fitted, checks, config, previous), traits, data, fitted)
     return TrainResult(
         model, data.features, fitted.segment_ids, fitted.segmenter.candidates_, checks.internal,
         checks.sample, checks.stability, checks.holdout, checks.kpis, fitted.notes + checks.notes,
     )  # fmt: skip
+
+
+def _with_traits(
+    model: SegmentModel, traits: PurchaseModel | None, data: _Data, fitted: _Fitted
+) -> SegmentModel:
+    """The artifact with its predictive model, and each segment's members' traits."""
+    if traits is None:
+        return model
+    by_segment = segment_traits(traits, data.table, data.horizon, fitted.segment_ids)
+    segments = tuple(
+        s.model_copy(
+            update={
+                "profile": s.profile.model_copy(update={"traits": by_segment.get(s.segment_id)})
+            }
+        )
+        if s.profile is not None
+        else s
+        for s in model.segments
+    )
+    return model.model_copy(update={"traits": traits, "segments": segments})
 
 
 def _data(history: EventHistory, config: TrainConfig, progress: Progress) -> _Data:
@@ -528,13 +549,14 @@ def _segments(
 ) -> list[Segment]:
     total = len(raw)
     kpi_rows = {int(r["label"]): r for r in kpis.iter_rows(named=True)}
+    peers: list[dict[str, float]] = [
+        {n: float(centroid[i]) for i, n in enumerate(FEATURE_NAMES)} for centroid in space.centroids
+    ]
     out = []
     for index in range(len(ids)):
         members = raw[labels == index]
         row = kpi_rows.get(index, {})
-        zscores: dict[str, float] = {
-            n: float(space.centroids[index, i]) for i, n in enumerate(FEATURE_NAMES)
-        }
+        zscores = peers[index]
         profile = SegmentProfile(
             size=len(members),
             share=len(members) / total,
@@ -548,12 +570,12 @@ def _segments(
             },
             average_order_value=float(row.get("average_order_value") or 0.0),
             revenue_share=min(1.0, float(row.get("revenue_share") or 0.0)),
-            zscores={n: float(space.centroids[index, i]) for i, n in enumerate(FEATURE_NAMES)},
+            zscores=zscores,
             description=describe(names[index], scores[index]),
             boundary_share=float(near_boundary[labels == index].mean()) if len(members) else 0.0,
             refund_rate=refund_rate.get(ids[index], 0.0),
             channel_mix=channel_mix.get(ids[index], {}),
-            values=values(zscores),
+            values=values(zscores, peers),
             interacts=interacts(channel_mix.get(ids[index], {})),
             lever=lever(zscores),
         )

@@ -16,9 +16,17 @@ from sklearn.metrics import roc_auc_score
 
 from offline.clv_fit import BgNbdFit, FitFailed, PurchaseSummary, fit_bgnbd, fit_gamma_gamma
 from offline.customer_table import THEN, CustomerTable, Horizon
-from schemas.traits import QUANTILES, BgNbdFigures, GammaGammaFigures, PurchaseModel, TraitsCheck
+from schemas.traits import (
+    QUANTILES,
+    BgNbdFigures,
+    GammaGammaFigures,
+    PurchaseModel,
+    SegmentTraits,
+    TraitsCheck,
+)
 from scoring import bgnbd
 from scoring.rfm import MICROS_PER_DAY, MICROS_PER_UNIT
+from scoring.traits import DEFAULT_HORIZON_DAYS, Band, BandThresholds, TraitModel, traits
 
 TOP_BUCKET = 7
 """Calibration repeat purchase days of 7 or more share one row of the check."""
@@ -125,3 +133,32 @@ def _check(table: CustomerTable, horizon: Horizon) -> TraitsCheck | None:
         predicted_repeat_days=float(predicted.sum()),
         expected_purchases_auc=auc,
     )
+
+
+def segment_traits(
+    model: PurchaseModel,
+    table: CustomerTable,
+    horizon: Horizon,
+    segment_ids: np.ndarray,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    bands: BandThresholds = BandThresholds(),  # noqa: B008 - frozen, immutable
+) -> dict[int, SegmentTraits]:
+    """Per segment id, its members' mean traits at T and how many are at High risk.
+
+    `segment_ids` line up with the table's customers with a purchase by T.
+    """
+    summary = summary_at(table, horizon.as_of)
+    found = traits(TraitModel.of(model), summary.x, summary.t_x, summary.T, summary.m, horizon_days)
+    high = bands.band(found.churn_risk) == Band.HIGH.value
+    out: dict[int, SegmentTraits] = {}
+    for segment in np.unique(segment_ids):
+        members = segment_ids == segment
+        value = float(found.expected_value[members].mean()) if model.gamma_gamma else None
+        out[int(segment)] = SegmentTraits(
+            horizon_days=horizon_days,
+            mean_p_alive=float(found.p_alive[members].mean()),
+            mean_expected_purchases=float(found.expected_purchases[members].mean()),
+            mean_expected_value=value,
+            high_risk=int(high[members].sum()),
+        )
+    return out

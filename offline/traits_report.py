@@ -57,7 +57,13 @@ def traits_section(model: SegmentModel) -> str:
         if traits.check is not None
         else "<p>Not checked against a holdout (too little history).</p>"
     )
-    return _parameters(traits) + check
+    limits = """<p class=note>What this means, and its limits: BG/NBD assumes customers buy
+again at their own steady rate until they silently drop out, and can only drop out right
+after a purchase. A customer who never bought again has had no chance to drop out and is
+"alive" with probability 1; such customers' low expected purchases come from a low rate, so
+read P(alive) together with expected purchases. Gamma-Gamma gives a customer without a repeat
+purchase the population's mean spend.</p>"""
+    return _parameters(traits) + check + limits
 
 
 def traits_plots(model: SegmentModel) -> dict[str, bytes]:

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 from schemas._base import Contract, UtcDatetime
 from schemas.segments import FEATURE_NAMES, FeatureName
 from schemas.signing import SignatureRejected, sign_document, verify_document
-from schemas.traits import PurchaseModel
+from schemas.traits import PurchaseModel, SegmentTraits
 
 SEGMENT_MODEL_SCHEMA_VERSION: Final = 4
 """2 added `membership` (the calibration) and profiles' `boundary_share`; 3 the predictive,
@@ -97,6 +97,8 @@ class SegmentProfile(Contract):
     interacts: str = ""
     lever: str = ""
     """Which lever fits, from the documented rule table."""
+    traits: SegmentTraits | None = None
+    """Its members' predictive traits (schema 4, when the artifact has a predictive model)."""
 
 
 class Segment(Contract):

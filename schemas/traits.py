@@ -67,6 +67,18 @@ class TraitsCheck(Contract):
     """AUC of expected holdout purchases for "purchased in the holdout" (None: one class)."""
 
 
+class SegmentTraits(Contract):
+    """A segment's members' traits at training time, for its action card."""
+
+    horizon_days: Annotated[int, Field(ge=1)]
+    mean_p_alive: Share
+    mean_expected_purchases: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    mean_expected_value: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None
+    """None without a Gamma-Gamma fit."""
+    high_risk: Annotated[int, Field(ge=0)]
+    """Members whose churn risk is in the High band."""
+
+
 class PurchaseModel(Contract):
     """BG/NBD and Gamma-Gamma for the traits, over each customer's whole purchase history."""
 

@@ -90,6 +90,24 @@ def prometheus_tools() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of Debian's ``chromium`` (headless) for checking pages as a person sees them.
+
+    ``make test`` installs it; without it the test is skipped locally and fails
+    under ``CI=true``.
+    """
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        message = "chromium not on PATH (apt-get install chromium; make test does)"
+        if running_in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
 def spark_session() -> Iterator[Any]:
     """A local Spark session (PySpark, the ``[spark]`` extra, on the installed Java).
 

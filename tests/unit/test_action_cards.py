@@ -37,7 +37,11 @@ def test_refund_rate_and_channel_mix_per_segment() -> None:
 def test_the_lever_and_the_value_follow_the_rule_table() -> None:
     lapsing_big_spenders = {"recency_days": 1.2, "frequency": 0.0, "monetary": 0.8}
     assert lever(lapsing_big_spenders).startswith("win-back")
-    assert values(lapsing_big_spenders).startswith("have not bought for a long time")
+    assert values(lapsing_big_spenders).startswith("have gone the longest without buying")
+    longer_gone = {"recency_days": 1.5, "frequency": -0.5, "monetary": -0.4}
+    assert values(lapsing_big_spenders, [lapsing_big_spenders, longer_gone]).startswith(
+        "have not bought for a while"
+    )
     newcomers = {"recency_days": -1.0, "frequency": -0.2, "monetary": 0.0}
     assert lever(newcomers).startswith("onboarding")
     assert lever({"recency_days": 0.0, "frequency": 0.0, "monetary": 0.0}).startswith("nurture")
@@ -58,3 +62,7 @@ def test_the_cdnow_artifact_carries_the_whole_validation(trained_cdnow: bytes) -
         p = segment.profile
         assert p is not None and p.lever and p.values and p.interacts
         assert p.channel_mix  # converted CDNOW rows carry channel "cdnow"
+        assert p.traits is not None and 0 < p.traits.mean_p_alive <= 1
+    # "what they value" never calls a segment the most of something another has more of
+    spenders = [s for s in model.segments if s.profile and "spend the most" in s.profile.values]
+    assert len(spenders) <= 1
