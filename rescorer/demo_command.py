@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,12 +28,13 @@ from rescorer.errors import RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaProducer
 
+    from offline.publishing import Stored
     from offline.simulator import LiveStream
     from rescorer.demo_view import DemoView
     from schemas.model import SegmentModel
-    from schemas.settings import RescorerSettings, TopicNames
+    from schemas.settings import RescorerSettings
     from streams.settings import WorkerSettings
 
 LIVE_DAYS = 120.0
@@ -118,9 +117,39 @@ def model_version_served(metrics_url: str) -> int | None:
     return int(version) if version else None
 
 
+@dataclass(frozen=True)
+class Simulation:
+    """The simulated year of history, the live period after it, and the personas."""
+
+    history: pl.DataFrame
+    live: pl.DataFrame
+    truth: pl.DataFrame
+    end: datetime
+    """Where the history ends and the live period starts."""
+    shift_at: datetime
+
+
+@dataclass(frozen=True)
+class RunningWorker:
+    """The `rescorer worker` child: its process, environment, metrics and log."""
+
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    metrics_url: str
+    log: Path
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the live period showed, and what was streamed."""
+
+    view: DemoView
+    stream: LiveStream
+
+
 @dataclass
 class Demo:
-    """One demo run, step by step; `run` calls the steps in order."""
+    """One demo run, step by step; each step returns what the next ones need."""
 
     customers: int
     duration: float
@@ -129,25 +158,8 @@ class Demo:
     clock: Clock
     stack: ExitStack
     run_id: str = field(default_factory=lambda: f"demo{os.getpid()}")
-    settings: RescorerSettings | None = None
-    history: pl.DataFrame | None = None
-    live: pl.DataFrame | None = None
-    truth: pl.DataFrame | None = None
-    shift_at: datetime | None = None
-    end: datetime | None = None
-    model: SegmentModel | None = None
-    report: Path | None = None
-    producer: KafkaProducer | None = None
-    worker: subprocess.Popen[bytes] | None = None
-    worker_env: dict[str, str] = field(default_factory=dict)
-    metrics_url: str = ""
-    stream: LiveStream | None = None
-    view: DemoView | None = None
     versions: str = ""
-
-    @property
-    def worker_log(self) -> Path:
-        return self.out / "worker.log"
+    """The model versions the run went through, for the summary."""
 
     def provide_kafka(self) -> RescorerSettings:
         """A broker (the configured one, Docker, or the Maven-jar one) and this run's topics."""
@@ -163,13 +175,11 @@ class Demo:
             models=f"{r}-segment-models", retrain_requests=f"{r}-retrain-requests",
             feedback=f"{r}-segment-feedback", feedback_latest=f"{r}-segment-feedback-latest",
         )  # fmt: skip
-        self.settings = RescorerSettings(
-            kafka_bootstrap_servers=broker.bootstrap_servers, topics=topics
-        )
+        settings = RescorerSettings(kafka_bootstrap_servers=broker.bootstrap_servers, topics=topics)
         self.clock.step(f"broker ready at {broker.bootstrap_servers} ({broker.kind})")
-        return self.settings
+        return settings
 
-    def simulate(self) -> None:
+    def simulate(self) -> Simulation:
         """A year of history and the live period, with the behaviour shift halfway."""
         import polars as pl
 
@@ -177,18 +187,22 @@ class Demo:
         from offline.synthetic import BehaviourShift
         from rescorer.common import parse_timestamp
 
-        self.end = end = parse_timestamp(DEFAULT_END, "end")
-        self.shift_at = end + timedelta(days=LIVE_DAYS / 2)
-        shift = BehaviourShift(SHIFT_PERSONA, SHIFT_FACTOR, self.shift_at)
-        events, self.truth = generate(self.customers, 365, end, LIVE_DAYS, 7, 0.3, shift)
-        self.history = events.filter(pl.col("occurred_at") <= end)
-        self.live = events.filter(pl.col("occurred_at") > end)
+        end = parse_timestamp(DEFAULT_END, "end")
+        shift_at = end + timedelta(days=LIVE_DAYS / 2)
+        shift = BehaviourShift(SHIFT_PERSONA, SHIFT_FACTOR, shift_at)
+        events, truth = generate(self.customers, 365, end, LIVE_DAYS, 7, 0.3, shift)
+        simulation = Simulation(
+            events.filter(pl.col("occurred_at") <= end),
+            events.filter(pl.col("occurred_at") > end),
+            truth, end, shift_at,
+        )  # fmt: skip
         self.clock.step(
-            f"simulated {self.history.height} events for {self.customers} customers over a "
-            f"year, and {self.live.height} more for {LIVE_DAYS:.0f} live days"
+            f"simulated {simulation.history.height} events for {self.customers} customers over "
+            f"a year, and {simulation.live.height} more for {LIVE_DAYS:.0f} live days"
         )
+        return simulation
 
-    def produce_history(self, settings: RescorerSettings, history: pl.DataFrame) -> None:
+    def produce_history(self, settings: RescorerSettings, history: pl.DataFrame) -> KafkaProducer:
         """Create the topics and produce the history to the events topic."""
         from kafka import KafkaProducer
 
@@ -198,17 +212,17 @@ class Demo:
         ensure_topics(worker_settings(settings, self.run_id, self.out, 0))
         producer = KafkaProducer(acks="all", linger_ms=20, **settings.kafka_python_config())
         self.stack.callback(producer.close)
-        self.producer = producer
         topic = settings.topics.events
         for body in event_bodies(history):
             producer.send(topic, key=body["customer_id"].encode(), value=_json(body))
         producer.flush()
         self.clock.step(f"produced the history to {topic}")
+        return producer
 
-    def train_and_publish(self, settings: RescorerSettings) -> SegmentModel:
-        """Train a baseline from the topic, store, promote, report and publish it."""
-        from offline.kafka_io import publish_model, read_event_history
-        from offline.report import write_report
+    def train_and_publish(self, settings: RescorerSettings) -> Stored:
+        """Train a baseline from the topic, then store, promote, report and publish it."""
+        from offline.kafka_io import read_event_history
+        from offline.publishing import promote, publish_active, store
         from offline.trainer import TrainConfig, train
         from schemas.registry import ModelRegistry
 
@@ -218,141 +232,76 @@ class Demo:
             log, TrainConfig(version=registry.next_version(), bootstrap_resamples=5),
             registry.active(),
         )  # fmt: skip
-        registry.save(result.model)
-        registry.promote(result.model.version)
-        self.report = write_report(result, log.rejections, self.out / "report")
-        publish_model(settings, result.model)
-        self.model = model = result.model
+        stored = store(settings, registry, result, log.rejections, self.out / "report")
+        promote(registry, stored.model, always=True)
+        publish_active(settings, registry)
+        model = stored.model
         self.versions = f"v{model.version} (trained on the history, published)"
         self.clock.step(
             f"trained model v{model.version} (k={len(model.segments)}: "
             + ", ".join(s.name for s in model.segments)
-            + f") from the topic and published it; report {self.report}"
+            + f") from the topic and published it; report {stored.report}"
         )
-        return model
+        return stored
 
-    def start_worker(self, settings: RescorerSettings, model: SegmentModel) -> None:
+    def start_worker(self, settings: RescorerSettings, model: SegmentModel) -> RunningWorker:
         """`rescorer worker` as a child; ready once its /metrics serves the model."""
         from rescorer.devkafka.local import free_port
 
         port = free_port()
-        self.metrics_url = f"http://127.0.0.1:{port}/metrics"
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
         chosen = worker_settings(settings, self.run_id, self.out, port, free_port())
-        self.worker_env = {**os.environ, **chosen.environment()}
-        with self.worker_log.open("wb") as log:
-            self.worker = worker = subprocess.Popen(
+        env = {**os.environ, **chosen.environment()}
+        log = self.out / "worker.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
                 [sys.executable, "-m", "rescorer", "worker", "--log-level", "info"],
-                env=self.worker_env, stdout=log, stderr=subprocess.STDOUT,
+                env=env, stdout=output, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        self.stack.callback(stop_process, worker)
+        self.stack.callback(stop_process, process)
         deadline = time.monotonic() + 60
-        while model_version_served(self.metrics_url) != model.version:
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeFailure(f"the worker did not start; see {self.worker_log}")
+        while model_version_served(metrics_url) != model.version:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeFailure(f"the worker did not start; see {log}")
             time.sleep(0.2)
         self.clock.step(
-            f"worker running (log {self.worker_log}), metrics at {self.metrics_url}; "
+            f"worker running (log {log}), metrics at {metrics_url}; "
             "it first catches up on the history"
         )
+        return RunningWorker(process, env, metrics_url, log)
 
-    def stream_live(self, settings: RescorerSettings, model: SegmentModel) -> None:
+    def stream_live(
+        self, settings: RescorerSettings, model: SegmentModel, simulation: Simulation,
+        producer: KafkaProducer, worker: RunningWorker,
+    ) -> Live:  # fmt: skip
         """Pace the live period onto the events topic while showing the outputs."""
-        import polars as pl
-        from kafka import KafkaConsumer, TopicPartition
+        from rescorer.demo_live import LiveSession
 
-        from offline.simulator import LiveStream, event_bodies
-        from rescorer.demo_view import DemoView
-
-        # The steps run in order: simulate and produce_history set these.
-        assert self.history is not None  # noqa: S101
-        assert self.live is not None  # noqa: S101
-        assert self.end is not None  # noqa: S101
-        assert self.producer is not None  # noqa: S101
-        topics = settings.topics
-        buyers = self.history.filter(pl.col("type") == "purchase")["customer_id"].n_unique()
-        self.view = view = DemoView(
-            model, started=self.clock.started, live_start=self.end, expected_customers=buyers
-        )
-        consumer = KafkaConsumer(enable_auto_commit=False, **settings.kafka_python_config())
-        self.stack.callback(consumer.close)
-        parts = [
-            TopicPartition(topic, p)
-            for topic in (topics.changes, topics.assignments, topics.dead_letters)
-            for p in range(PARTITIONS)
-        ] + [TopicPartition(topics.retrain_requests, 0)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
+        session = LiveSession(
+            settings, model, simulation.history, simulation.live, simulation.end, producer,
+            worker.metrics_url, self.clock.started, PARTITIONS, self.stack,
+        )  # fmt: skip
         # What is left after the live traffic: draining outputs and, when the worker
         # asks for one, a retrain (about 10 s here).
         live_seconds = max(20.0, self.duration - self.clock.elapsed - TAIL_SECONDS)
-        self.stream = stream = LiveStream(
-            self.producer, topics.events, event_bodies(self.live), self.end,
-            speedup=LIVE_DAYS * 86_400 / live_seconds, rate=2000.0,
-            malformed_rate=MALFORMED_RATE, seed=7,
-        )  # fmt: skip
+        session.open(LIVE_DAYS * 86_400 / live_seconds, MALFORMED_RATE)
         self.clock.step(
             f"streaming {LIVE_DAYS:.0f} days of live traffic in {live_seconds:.0f}s; "
-            f"{SHIFT_PERSONA} buys {SHIFT_FACTOR:.0%} as often from {self.shift_at:%Y-%m-%d}"
+            f"{SHIFT_PERSONA} buys {SHIFT_FACTOR:.0%} as often from {simulation.shift_at:%Y-%m-%d}"
         )
-        tick = self._ticker(consumer, topics, view, stream, self.history.height)
-        finish_at = time.monotonic() + live_seconds
-        if self.live_view:
-            from rich.live import Live
+        session.run(live_seconds, self.live_view)
+        self.clock.step(
+            f"live traffic done ({session.stream.sent} events); collecting the last outputs"
+        )
+        session.drain(5.0, self.live_view)
+        return Live(session.view, session.stream)
 
-            with Live(view.render(0.0), refresh_per_second=4, transient=False) as screen:
-                while time.monotonic() < finish_at and not stream.finished:
-                    tick(True)
-                    elapsed = max(1e-6, time.monotonic() - (finish_at - live_seconds))
-                    screen.update(view.render(stream.sent / elapsed))
-        else:
-            last_line = 0.0
-            while time.monotonic() < finish_at and not stream.finished:
-                tick(True)
-                if time.monotonic() - last_line > 5:
-                    print(view.line(), flush=True)
-                    last_line = time.monotonic()
-        self.producer.flush()
-        self.clock.step(f"live traffic done ({stream.sent} events); collecting the last outputs")
-        drain_until = time.monotonic() + 5
-        while time.monotonic() < drain_until:
-            tick(False)
-        if not self.live_view:
-            print(view.line(), flush=True)
-
-    def _ticker(
-        self, consumer: KafkaConsumer, topics: TopicNames, view: DemoView, stream: LiveStream,
-        history_events: int,
-    ) -> Callable[[bool], None]:  # fmt: skip
-        """One round of the live loop: send what is due, show what came out, scrape."""
-        handlers = {
-            topics.changes: view.on_change,
-            topics.assignments: view.on_assignment,
-            topics.dead_letters: view.on_dead_letter,
-            topics.retrain_requests: view.on_retrain_request,
-        }
-        scraped = [0.0]
-
-        def tick(pump: bool) -> None:
-            if pump:
-                stream.pump()
-            view.events_sent = history_events + stream.sent
-            view.malformed_sent = stream.malformed.total()
-            view.clock = stream.clock
-            for tp, records in consumer.poll(timeout_ms=100).items():
-                for record in records:
-                    if record.value is not None:
-                        handlers[tp.topic](record.value)
-            if time.monotonic() - scraped[0] > 1.0:
-                scraped[0] = time.monotonic()
-                with suppress(OSError):
-                    view.on_metrics(scrape_metrics(self.metrics_url))
-
-        return tick
-
-    def retrain_if_asked(self, view: DemoView) -> None:
+    def retrain_if_asked(self, view: DemoView, worker: RunningWorker) -> None:
         """When the worker raised a retrain request: retrain, and watch the worker switch."""
-        if self.worker is not None and self.worker.poll() is not None:
-            raise RuntimeFailure(f"the worker stopped during the demo; see {self.worker_log}")
+        from rescorer.retrain_command import Outcome
+
+        if worker.process.poll() is not None:
+            raise RuntimeFailure(f"the worker stopped during the demo; see {worker.log}")
         if not view.retrain_requests:
             return
         if self.duration - self.clock.elapsed < RETRAIN_SECONDS:
@@ -362,43 +311,46 @@ class Demo:
             f"the worker asked for a retrain ({view.retrain_requests[0]}); "
             "running rescorer retrain --from-kafka"
         )
-        retrained = subprocess.run(
+        result = self.out / "retrain-result.json"
+        result.unlink(missing_ok=True)
+        retrained = subprocess.run(  # noqa: S603 - our own command and arguments
             [sys.executable, "-m", "rescorer", "retrain", "--from-kafka",
-             "--bootstrap", "5", "--holdout-days", "0"],
-            env=self.worker_env, capture_output=True, text=True, check=False, timeout=600,
+             "--bootstrap", "5", "--holdout-days", "0", "--result", str(result)],
+            env=worker.env, capture_output=True, text=True, check=False, timeout=600,
         )  # fmt: skip
         (self.out / "retrain.log").write_text(retrained.stdout + retrained.stderr)
-        promoted = re.search(r"promoted v(\d+)", retrained.stdout)
-        if promoted is None:
-            reason = re.search(r"not promoted: (.*)", retrained.stdout)
-            self.versions += "; retrained candidate not promoted: " + (
-                reason.group(1) if reason else f"exit {retrained.returncode}, see retrain.log"
-            )
+        if not result.exists():
+            self.versions += f"; retrain did not train (exit {retrained.returncode}, retrain.log)"
             return
-        version = int(promoted.group(1))
+        outcome = Outcome.read(result)
+        if not outcome.promoted:
+            self.versions += "; retrained candidate not promoted: " + "; ".join(outcome.failures)
+            return
         deadline = time.monotonic() + 20
-        while model_version_served(self.metrics_url) != version and time.monotonic() < deadline:
+        served = model_version_served(worker.metrics_url)
+        while served != outcome.candidate and time.monotonic() < deadline:
             time.sleep(0.2)
-        in_use = model_version_served(self.metrics_url) == version
-        self.versions += f" -> v{version} (retrained on the request, promoted, " + (
-            "in use by the worker)" if in_use else "not yet picked up)"
+            served = model_version_served(worker.metrics_url)
+        self.versions += f" -> v{outcome.candidate} (retrained on the request, promoted, " + (
+            "in use by the worker)" if served == outcome.candidate else "not yet picked up)"
         )
 
-    def summary(self, view: DemoView, stream: LiveStream) -> None:
+    def summary(
+        self, live: Live, simulation: Simulation, stored: Stored, worker: RunningWorker
+    ) -> None:
         """What happened, and how the segments compare with the simulated personas."""
         from sklearn.metrics import adjusted_rand_score
 
-        assert self.truth is not None  # noqa: S101
-        assert self.history is not None  # noqa: S101
+        view, stream = live.view, live.stream
         drift = view.drift()
-        personas = dict(self.truth.select("customer_id", "persona").iter_rows())
+        personas = dict(simulation.truth.select("customer_id", "persona").iter_rows())
         assigned = sorted(view.segment_of)
         ari = adjusted_rand_score(
             [personas.get(c, "?") for c in assigned], [view.segment_of[c] for c in assigned]
         )
         print("\nsummary")
         print(
-            f"  events: {self.history.height} history + {stream.sent} live "
+            f"  events: {simulation.history.height} history + {stream.sent} live "
             f"({stream.malformed.total()} malformed, {view.dead_letters.total()} dead-lettered)"
         )
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(view.reasons.items())) or "none"
@@ -417,8 +369,8 @@ class Demo:
             + (f" ({'; '.join(view.retrain_requests)})" if view.retrain_requests else "")
         )
         print(f"  segments vs ground-truth personas: ARI {ari:.3f} over {len(assigned)} customers")
-        print(f"  report: {self.report}; worker log: {self.worker_log}")
-        print(f"  metrics were served at {self.metrics_url}")
+        print(f"  report: {stored.report}; worker log: {worker.log}")
+        print(f"  metrics were served at {worker.metrics_url}")
         print(f"  worker and broker stopped; total {self.clock.elapsed:.1f}s")
 
 
@@ -438,17 +390,14 @@ def run(args: argparse.Namespace) -> int:
             Clock(args.duration), stack,
         )  # fmt: skip
         settings = demo.provide_kafka()
-        demo.simulate()
-        assert demo.history is not None  # noqa: S101 - simulate sets it
-        demo.produce_history(settings, demo.history)
-        model = demo.train_and_publish(settings)
-        demo.start_worker(settings, model)
-        demo.stream_live(settings, model)
-        assert demo.view is not None  # noqa: S101 - stream_live sets both
-        assert demo.stream is not None  # noqa: S101
-        demo.retrain_if_asked(demo.view)
+        simulation = demo.simulate()
+        producer = demo.produce_history(settings, simulation.history)
+        stored = demo.train_and_publish(settings)
+        worker = demo.start_worker(settings, stored.model)
+        live = demo.stream_live(settings, stored.model, simulation, producer, worker)
+        demo.retrain_if_asked(live.view, worker)
         demo.clock.step("stopping the worker and the broker")
-    demo.summary(demo.view, demo.stream)
+    demo.summary(live, simulation, stored, worker)
     return 0
 
 

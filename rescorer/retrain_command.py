@@ -8,6 +8,9 @@ candidate was trained but failed a quality gate (the reasons are printed),
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from rescorer.common import float_in, load_settings, progress_reporter
@@ -66,19 +69,26 @@ def register(commands: Any) -> None:
         action="store_true",
         help="promote in the registry only; do not publish to the models topic",
     )
+    parser.add_argument(
+        "--result",
+        type=Path,
+        metavar="FILE",
+        help="write what the run did (candidate, promoted, failures, published) as JSON",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Read requests, train, compare, promote (or explain why not)."""
     from offline.errors import InputError, KafkaUnavailable
-    from offline.kafka_io import read_latest_feedback, signed
+    from offline.kafka_io import read_latest_feedback
     from offline.model_comparison import (
         compare,
         feedback_agreement,
         feedback_gate,
         feedback_rows,
     )
+    from offline.publishing import promote, publish_active, store
     from offline.quality_gates import QualityGates
     from offline.retrain_requests import read_pending
     from rescorer.errors import RuntimeFailure, UsageError
@@ -98,25 +108,15 @@ def run(args: argparse.Namespace) -> int:
         current = [
             r for r in pending.requests if active is None or r.model_version >= active.version
         ]
-        stale = len(pending.requests) - len(current)
-        print(
-            f"{len(pending.requests)} pending retrain request(s)"
-            + (f", {stale} for superseded models" if stale else "")
-            + (f", {pending.invalid} unreadable" if pending.invalid else "")
-        )
-        for request in current:
-            print(
-                f"  {request.raised_at.isoformat()} {request.raised_by} "
-                f"on v{request.model_version}: " + ", ".join(request.evidence.triggers)
-            )
+        _print_pending(pending, current)
         if not current and not args.force:
             print("nothing to do")
             pending.acknowledge()
             return 0
         with progress_reporter() as progress:
-            _, result = train_from_args(args, settings, active, registry.next_version(), progress)
-        candidate = signed(settings, result.model)
-        path = registry.save(candidate)
+            log, result = train_from_args(args, settings, active, registry.next_version(), progress)
+        stored = store(settings, registry, result, log.rejections)
+        candidate, path = stored.model, stored.path
         raw = (
             result.features.select(FEATURE_NAMES).to_numpy().astype("float64")[result.sample_index]
         )
@@ -137,17 +137,54 @@ def run(args: argparse.Namespace) -> int:
     finally:
         pending.close()
     print(f"candidate v{candidate.version} saved to {path}")
+    outcome = Outcome(candidate.version, verdict.passed, tuple(verdict.failures), False)
     if not verdict.passed:
         print(f"not promoted: {'; '.join(verdict.failures)}")
+        _write_result(args.result, outcome)
         return NOT_PROMOTED
-    registry.promote(candidate.version)
+    promote(registry, candidate, always=True)
     print(f"promoted v{candidate.version}")
     if not args.no_publish:
-        from offline.kafka_io import publish_model
-
-        publish_model(settings, candidate)
+        publish_active(settings, registry)
         print(f"published v{candidate.version} to {settings.topics.models}")
+    _write_result(args.result, replace(outcome, published=not args.no_publish))
     return 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a retrain did, as `--result` writes it (JSON) for a caller to read."""
+
+    candidate: int
+    promoted: bool
+    failures: tuple[str, ...]
+    published: bool
+
+    @classmethod
+    def read(cls, path: Path) -> Outcome:
+        """An outcome `--result` wrote."""
+        data = json.loads(path.read_text())
+        return cls(int(data["candidate"]), bool(data["promoted"]),
+                   tuple(str(f) for f in data["failures"]), bool(data["published"]))  # fmt: skip
+
+
+def _write_result(path: Path | None, outcome: Outcome) -> None:
+    if path is not None:
+        path.write_text(json.dumps(asdict(outcome)))
+
+
+def _print_pending(pending: Any, current: list[Any]) -> None:
+    stale = len(pending.requests) - len(current)
+    print(
+        f"{len(pending.requests)} pending retrain request(s)"
+        + (f", {stale} for superseded models" if stale else "")
+        + (f", {pending.invalid} unreadable" if pending.invalid else "")
+    )
+    for request in current:
+        print(
+            f"  {request.raised_at.isoformat()} {request.raised_by} "
+            f"on v{request.model_version}: " + ", ".join(request.evidence.triggers)
+        )
 
 
 def _print_feedback(agreement: Any, min_records: int) -> None:

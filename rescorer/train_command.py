@@ -212,7 +212,7 @@ def train_from_args(
 
 def run(args: argparse.Namespace) -> int:
     """Train, store, and optionally promote and publish."""
-    from offline.kafka_io import signed
+    from offline.publishing import promote, publish_active, store
     from schemas.registry import ModelRegistry
 
     settings = load_settings()
@@ -220,20 +220,13 @@ def run(args: argparse.Namespace) -> int:
     with progress_reporter() as progress:
         log, result = train_from_args(args, settings, registry.active(), registry.next_version(),
                                       progress)  # fmt: skip
-        path = registry.save(signed(settings, result.model))
         if args.report:
-            from offline.report import write_report
-            from scoring.holdout import HoldoutPolicy
-
-            progress("writing the report")
-            page = write_report(
-                result, log.rejections, args.report, HoldoutPolicy.from_settings(settings)
-            )
-    model = result.model
-    if args.promote or registry.active_version() is None:
-        registry.promote(model.version)
+            progress("storing the model, writing the report")
+        stored = store(settings, registry, result, log.rejections, args.report)
+    model = stored.model
+    promote(registry, model, always=args.promote)
     active = registry.active_version()
-    print(f"model v{model.version} ({path}); active: v{active}")
+    print(f"model v{model.version} ({stored.path}); active: v{active}")
     print(
         f"as of {model.as_of.isoformat()}: {model.n_customers} customers, {model.n_events} "
         f"events, k={len(model.segments)}"
@@ -259,13 +252,9 @@ def run(args: argparse.Namespace) -> int:
         print(log.rejections.summary())
     for note in result.notes:
         print(f"note: {note}")
-    if args.report:
-        print(f"report: {page}")
+    if stored.report is not None:
+        print(f"report: {stored.report}")
     if args.publish:
-        from offline.kafka_io import publish_model
-
-        published = registry.active()
-        assert published is not None  # noqa: S101 - promoted above
-        publish_model(settings, published)
+        published = publish_active(settings, registry)
         print(f"published v{published.version} to {settings.topics.models}")
     return 0

@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import get_args
 
 import numpy as np
@@ -30,6 +31,20 @@ LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
     300.0, 900.0, 3600.0, 21600.0, 86400.0, float("inf"),
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Running totals of a worker since it started (what its progress line says)."""
+
+    applied: int
+    duplicate: int
+    too_old: int
+    dead_letters: int
+    changes: int
+    swept: int
+    redelivered: int
+    gaps: int
 
 
 class WorkerMetrics:
@@ -192,6 +207,12 @@ class WorkerMetrics:
             "Jumps over input offsets that hold no records (transaction markers, compaction)",
             registry=r,
         )  # fmt: skip
+        self.redelivered = PromCounter(
+            "rescorer_input_redelivered_total",
+            "Input records at offsets this worker had already processed (read again after a "
+            "restart or a rebalance; their events count once)",
+            registry=r,
+        )  # fmt: skip
         self.retrain_requests = PromCounter(
             "rescorer_retrain_requests_total", "Retrain requests published", registry=r
         )
@@ -207,6 +228,27 @@ class WorkerMetrics:
                 self.events.labels(outcome.value).inc(n)
         if swept:
             self.swept.inc(swept)
+
+    def totals(self) -> Totals:
+        """The running totals the progress log line shows, read back from the counters."""
+
+        def value(name: str, **labels: str) -> int:
+            return int(self.registry.get_sample_value(name, labels) or 0)
+
+        events = "rescorer_events_processed_total"
+        return Totals(
+            applied=value(events, outcome=Outcome.APPLIED.value),
+            duplicate=value(events, outcome=Outcome.DUPLICATE.value),
+            too_old=value(events, outcome=Outcome.TOO_OLD.value),
+            dead_letters=value("rescorer_dead_letters_total"),
+            changes=int(sum(
+                sample.value for metric in self.changes.collect() for sample in metric.samples
+                if sample.name.endswith("_total")
+            )),
+            swept=value("rescorer_swept_customers_total"),
+            redelivered=value("rescorer_input_redelivered_total"),
+            gaps=value("rescorer_input_offset_gaps_total"),
+        )  # fmt: skip
 
     def observe_latency(self, clock: str, seconds: Sequence[float]) -> None:
         """Observe a batch's latencies (negative ones, from clock skew, count as 0)."""

@@ -208,11 +208,6 @@ class Pipeline:
             if found:
                 metrics.detections.inc(found)
                 log.info("distance drift detected (%d so far)", monitor.detections)
-        counts = self.state.counts
-        counts.update({outcome.value: n for outcome, n in result.counts.items()})
-        counts["swept"] += result.swept
-        counts["changes"] += len(result.changes)
-        counts["assignments"] += len(result.assignments)
         metrics.count(result.counts, result.swept)
         metrics.changed(result.changes)
         partition_of = {key: r.partition for key, r in result.records.items()}
@@ -221,17 +216,14 @@ class Pipeline:
 
     def _observe_intake(self, intake: Intake) -> None:
         metrics = self.metrics
-        counts = self.state.counts
         for kind, n in intake.types.items():
             metrics.consumed.labels(kind).inc(n)
         for reason, n in intake.rejected.items():
             metrics.rejected.labels(reason).inc(n)
-            counts[f"rejected_{reason}"] += n
         if intake.letters:
             metrics.dead_letters.inc(len(intake.letters))
-            counts["dead_letters"] += len(intake.letters)
-        for verdict, n in intake.verdicts.items():
-            counts[f"input_{verdict}"] += n
+        if intake.verdicts["seen"]:
+            metrics.redelivered.inc(intake.verdicts["seen"])
         if intake.verdicts["gap"]:
             metrics.input_gaps.inc(intake.verdicts["gap"])
         now = time.time()

@@ -128,7 +128,6 @@ class RescorerWorker:
                 log.info("model v%d loaded (%d segments)", model.version, len(model.segments))
             elif outcome == "switched":
                 log.info("switched to model v%d; customers are being re-scored", model.version)
-                state.counts["model_swaps"] += 1
                 _, monitor = state.scoring()
                 # New reference bins: the drift population is rebuilt from the records.
                 for partition in sorted(self.ownership.owned):
@@ -143,7 +142,6 @@ class RescorerWorker:
 
     def on_model_rejected(self, rejected: ModelRejected) -> None:
         """Count an artifact that failed validation or verification (the current model stays)."""
-        self.state.counts["models_rejected"] += 1
         self.metrics.models_rejected.labels(rejected.reason).inc()
 
     # -- partitions ---------------------------------------------------------------
@@ -196,17 +194,15 @@ class RescorerWorker:
                 return
             rescorer, monitor = self.state.scoring()
             await self.drift.tick(rescorer, monitor, self.ownership.owned, self.pipeline.lag())
-            self.state.counts["retrain_requests"] = self.drift.requests
 
     async def _log_progress(self) -> None:
-        counts = self.state.counts
+        t = self.metrics.totals()
         version = self.state.rescorer.model.version if self.state.rescorer else None
         log.info(
             "model v%s, partitions %s: applied=%d duplicate=%d too_old=%d dead_letters=%d "
             "changes=%d swept=%d redelivered=%d gaps=%d",
-            version, sorted(self.ownership.owned), counts["applied"], counts["duplicate"],
-            counts["too_old"], counts["dead_letters"], counts["changes"], counts["swept"],
-            counts["input_seen"], counts["input_gap"],
+            version, sorted(self.ownership.owned), t.applied, t.duplicate, t.too_old,
+            t.dead_letters, t.changes, t.swept, t.redelivered, t.gaps,
         )  # fmt: skip
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,8 +28,6 @@ class WorkerState:
     """Segment and holdout populations of the owned partitions."""
     rescorer: Rescorer | None = None
     monitor: DriftMonitor | None = None
-    counts: Counter[str] = field(default_factory=Counter)
-    """Running totals for the progress log line."""
 
     def __post_init__(self) -> None:
         self.populations = Populations(self.config.holdout)

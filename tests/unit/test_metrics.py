@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from streams.metrics import LATENCY_BUCKETS, observe_many
+from scoring.outcomes import Outcome
+from streams.metrics import LATENCY_BUCKETS, WorkerMetrics, observe_many
 
 
 def series(registry: CollectorRegistry) -> dict[str, float]:
@@ -34,3 +35,17 @@ def test_observing_a_batch_equals_observing_each_value() -> None:
     assert got.keys() == expected.keys()
     for name, value in expected.items():
         assert got[name] == pytest.approx(value, rel=1e-9), name
+
+
+def test_the_progress_totals_are_read_back_from_the_counters() -> None:
+    """Each count is kept once, in its Prometheus counter; the log line reads it there."""
+    metrics = WorkerMetrics()
+    metrics.count({Outcome.APPLIED: 5, Outcome.DUPLICATE: 2, Outcome.TOO_OLD: 1}, swept=7)
+    metrics.dead_letters.inc(3)
+    metrics.redelivered.inc(4)
+    metrics.input_gaps.inc(1)
+    metrics.changes.labels("none", "Champions", "first_purchase").inc(2)
+    metrics.changes.labels("Champions", "Loyal", "recency").inc()
+    totals = metrics.totals()
+    assert (totals.applied, totals.duplicate, totals.too_old, totals.swept) == (5, 2, 1, 7)
+    assert (totals.dead_letters, totals.redelivered, totals.gaps, totals.changes) == (3, 4, 1, 3)
