@@ -12,14 +12,15 @@ over a year of days are some tens of thousands of rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import polars as pl
 from scipy.optimize import minimize
+from scipy.special import betaln, gammaln
 
-from scoring import bgnbd, gamma_gamma
 from scoring.bgnbd import BgNbdParams
 from scoring.gamma_gamma import GammaGammaParams
 
@@ -41,6 +42,14 @@ class PurchaseSummary:
 
     def __len__(self) -> int:
         return len(self.customer_id)
+
+    def sample(self, size: int, seed: int = 0) -> PurchaseSummary:
+        """At most `size` of the customers, drawn at random with `seed` (all when fewer)."""
+        if len(self) <= size:
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), size, replace=False))
+        ids = [self.customer_id[i] for i in keep]
+        return PurchaseSummary(ids, self.x[keep], self.t_x[keep], self.T[keep], self.m[keep])
 
 
 def summarize(purchases: pl.DataFrame, end: date) -> PurchaseSummary:
@@ -101,13 +110,59 @@ class GammaGammaFit:
     """Pearson correlation of x and m among repeat buyers: the model assumes about 0."""
 
 
-def _maximise(negative: object, start: np.ndarray, names: str) -> tuple[np.ndarray, float]:
-    result = minimize(negative, start, method="Nelder-Mead",
-                      options={"maxiter": 20_000, "xatol": 1e-7, "fatol": 1e-9})  # fmt: skip
+LOG_BOUND = 12.0
+"""Parameters are searched within exp(-12) .. exp(12) (6e-6 .. 1.6e5): a history with
+no sign of drop-out sends BG/NBD's a and b to infinity together, which would otherwise
+keep the optimiser going for minutes; at the bound the model is already geometric."""
+
+
+def _maximise(
+    negative: Callable[[np.ndarray], float], start: np.ndarray, names: str
+) -> tuple[np.ndarray, float]:
+    """Minimise `negative` over bounded log-parameters with L-BFGS-B."""
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
+    result = minimize(negative, start, method="L-BFGS-B", bounds=bounds,
+                      options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})  # fmt: skip
     values = np.exp(np.asarray(result.x, dtype=np.float64))
     if not np.all(np.isfinite(values)) or not np.isfinite(result.fun):
         raise FitFailed(f"{names}: the likelihood has no finite maximum ({result.message})")
     return values, -float(result.fun)
+
+
+class _Distinct:
+    """A column as indices into its distinct values: a function of the values is
+    computed once per distinct value and gathered (x, t_x and T repeat a lot)."""
+
+    def __init__(self, column: np.ndarray) -> None:
+        self.values, self.index = np.unique(column, return_inverse=True)
+
+    def gather(self, computed: np.ndarray) -> np.ndarray:
+        return computed[self.index]
+
+
+def _bgnbd_negative(
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    weights: np.ndarray,
+) -> Callable[[np.ndarray], float]:
+    """-log-likelihood of log-parameters, equal to `scoring.bgnbd.log_likelihood`'s sum."""
+    dx, dt, dT = _Distinct(x), _Distinct(t_x), _Distinct(T)
+    repeat = x > 0
+    ux = dx.values
+
+    def negative(log_params: np.ndarray) -> float:
+        r, alpha, a, b = np.exp(log_params)
+        common = dx.gather(gammaln(r + ux) + betaln(a, b + ux)) - gammaln(r) - betaln(a, b)
+        common += r * np.log(alpha)
+        rx = r + x
+        stayed = -rx * dT.gather(np.log(alpha + dT.values))
+        drop = dx.gather(np.log(a) - np.log(np.where(ux > 0, b + ux - 1, 1.0)))
+        left = np.where(repeat, drop - rx * dt.gather(np.log(alpha + dt.values)), -np.inf)
+        total = float(np.dot(weights, common + np.logaddexp(stayed, left)))
+        return -total if np.isfinite(total) else np.inf
+
+    return negative
 
 
 def fit_bgnbd(summary: PurchaseSummary) -> BgNbdFit:
@@ -116,14 +171,7 @@ def fit_bgnbd(summary: PurchaseSummary) -> BgNbdFit:
         raise FitFailed("BG/NBD: no customer with a purchase")
     rows = np.stack([summary.x, summary.t_x, summary.T], axis=1)
     unique, weights = np.unique(rows, axis=0, return_counts=True)
-    x, t_x, T = unique[:, 0], unique[:, 1], unique[:, 2]
-
-    def negative(log_params: np.ndarray) -> float:
-        r, alpha, a, b = np.exp(log_params)
-        ll = bgnbd.log_likelihood(BgNbdParams(r, alpha, a, b), x, t_x, T)
-        total = float(np.dot(weights, ll))
-        return -total if np.isfinite(total) else np.inf
-
+    negative = _bgnbd_negative(unique[:, 0], unique[:, 1], unique[:, 2], weights.astype(np.float64))
     start = np.log([1.0, max(float(np.mean(summary.T)), 1.0), 1.0, 1.0])
     (r, alpha, a, b), ll = _maximise(negative, start, "BG/NBD")
     params = BgNbdParams(float(r), float(alpha), float(a), float(b))
@@ -136,10 +184,16 @@ def fit_gamma_gamma(summary: PurchaseSummary) -> GammaGammaFit:
     x, m = summary.x[keep], summary.m[keep]
     if len(x) < 2:
         raise FitFailed("Gamma-Gamma: fewer than two repeat buyers")
+    dx = _Distinct(x)
+    log_m, log_x, ux = np.log(m), np.log(x), dx.values
 
     def negative(log_params: np.ndarray) -> float:
         p, q, v = np.exp(log_params)
-        total = float(np.sum(gamma_gamma.log_likelihood(GammaGammaParams(p, q, v), x, m)))
+        px = p * x
+        per_x = gammaln(p * ux + q) - gammaln(p * ux)
+        total = float(np.sum(
+            dx.gather(per_x) + (px - 1) * log_m + px * log_x - (px + q) * np.log(v + x * m)
+        )) + len(x) * (q * np.log(v) - gammaln(q))  # fmt: skip
         return -total if np.isfinite(total) else np.inf
 
     (p, q, v), ll = _maximise(negative, np.log([1.0, 1.0, float(np.mean(m))]), "Gamma-Gamma")

@@ -31,6 +31,7 @@ class BgNbdFigures(Contract):
     b: Positive
     log_likelihood: FiniteFloat
     customers: Annotated[int, Field(ge=1)]
+    """Customers it was fitted on (a seeded sample of at most 200,000)."""
     groups: Annotated[int, Field(ge=1)]
     """Distinct (x, t_x, T) the likelihood was evaluated on."""
 
@@ -43,7 +44,7 @@ class GammaGammaFigures(Contract):
     v: Positive
     log_likelihood: FiniteFloat
     customers: Annotated[int, Field(ge=2)]
-    """Repeat buyers it was fitted on."""
+    """Repeat buyers it was fitted on (of the fit's sample)."""
     frequency_spend_correlation: FiniteFloat
     """Pearson r of repeat purchases and mean spend: the model assumes about 0."""
 
