@@ -171,33 +171,52 @@ def _rfm(at: datetime, start: datetime, suffix: str) -> tuple[list[pl.Expr], lis
     ], [pl.col(last).max(), pl.col(freq).sum(), pl.col(net).sum()]
 
 
-def _lifetime(horizon: Horizon) -> tuple[list[pl.Expr], list[pl.Expr]]:
-    """(row-level columns, aggregates) of the whole-history purchase summary."""
-    purchase = pl.col("type") == "purchase"
-    day = pl.when(purchase & (pl.col("occurred_at") <= horizon.as_of)).then(pl.col("_day"))
-    columns = [day.alias("_pday"), pl.when(day.is_not_null()).then("micros").alias("_pmicros")]
-    first = pl.col("_pday").min()
-    aggregates = [
-        first.alias("first_purchase_day"),
-        pl.col("_pday").drop_nulls().n_unique().cast(pl.Int64).alias("purchase_days"),
-        pl.col("_pmicros").sum().alias("purchase_micros"),
-        pl.col("_pmicros").filter(pl.col("_pday") == first).sum().alias("first_day_micros"),
+def lifetime_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
+    """The whole-history purchase summary per customer with a purchase by T.
+
+    In two steps: purchases by (customer, UTC day), then per customer; a day
+    counts up to T-H when one of its purchases was at or before T-H.
+    """
+    bought = (pl.col("type") == "purchase") & (pl.col("occurred_at") <= horizon.as_of)
+    then = horizon.then or horizon.as_of
+    by_day = (
+        deduplicated.filter(bought)
+        .select(
+            "customer_id",
+            (pl.col("occurred_at").dt.epoch("us") // MICROS_PER_DAY).alias("day"),
+            amount_micros().alias("micros"),
+            (pl.col("occurred_at") <= then).alias("by_then"),
+        )
+        .with_columns(pl.when("by_then").then("micros").otherwise(0).alias("micros_then"))
+        .group_by("customer_id", "day")
+        .agg(pl.col("micros").sum(), pl.col("micros_then").sum(), pl.col("by_then").any())
+    )
+    days = pl.col("day")
+    columns = [
+        days.min().alias("first_purchase_day"),
+        pl.len().cast(pl.Int64).alias("purchase_days"),
+        pl.col("micros").sum().alias("purchase_micros"),
+        pl.col("micros").filter(days == days.min()).sum().alias("first_day_micros"),
     ]
-    if horizon.then is not None:  # else `customer_rows` fills the _then columns with nulls
-        then = pl.when(purchase & (pl.col("occurred_at") <= horizon.then)).then(pl.col("_day"))
+    if horizon.then is not None:
         columns += [
-            then.alias("_pday_then"),
-            pl.when(then.is_not_null()).then("micros").alias("_pmicros_then"),
+            pl.col("by_then").sum().cast(pl.Int64).alias(f"purchase_days{THEN}"),
+            pl.col("micros_then").sum().alias(f"purchase_micros{THEN}"),
         ]
-        aggregates += [
-            pl.col("_pday_then")
-            .drop_nulls()
-            .n_unique()
-            .cast(pl.Int64)
-            .alias(f"purchase_days{THEN}"),
-            pl.col("_pmicros_then").sum().alias(f"purchase_micros{THEN}"),
-        ]
-    return columns, aggregates
+    return by_day.group_by("customer_id").agg(columns)
+
+
+def _with_lifetime(rows: pl.LazyFrame, lifetime: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
+    """`rows` joined with `lifetime_rows`; customers without a purchase count 0 of each."""
+    counted = ["purchase_days", "purchase_micros", "first_day_micros"]
+    if horizon.then is not None:
+        counted += [f"purchase_days{THEN}", f"purchase_micros{THEN}"]
+    return (
+        rows.drop("first_purchase_day", *counted)
+        .join(lifetime, on="customer_id", how="left")
+        .with_columns(pl.col(counted).fill_null(0))
+        .select(list(TABLE_SCHEMA))
+    )
 
 
 def customer_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
@@ -225,19 +244,18 @@ def customer_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
         ((pl.col("type") == "refund") & upto).cast(pl.Int64).alias("refunds"),
     ]
     aggregates += [pl.col("purchases").sum(), pl.col("refunds").sum()]
-    lifetime_columns, lifetime_aggregates = _lifetime(horizon)
-    columns += lifetime_columns
-    aggregates += lifetime_aggregates
-    return (
-        deduplicated.with_columns(
-            amount_micros().alias("micros"),
-            (pl.col("occurred_at").dt.epoch("us") // MICROS_PER_DAY).alias("_day"),
-        )
+    aggregates += [
+        pl.lit(None, dtype=TABLE_SCHEMA[name]).first().alias(name)
+        for name in (*LIFETIME, f"purchase_days{THEN}", f"purchase_micros{THEN}")
+        if horizon.then is not None or not name.endswith(THEN)
+    ]
+    rows = (
+        deduplicated.with_columns(amount_micros().alias("micros"))
         .select("customer_id", *columns)
         .group_by("customer_id")
         .agg(aggregates)
-        .select(list(TABLE_SCHEMA))
     )
+    return _with_lifetime(rows, lifetime_rows(deduplicated, horizon), horizon)
 
 
 def channel_rows(deduplicated: pl.LazyFrame, as_of: datetime) -> pl.LazyFrame:
