@@ -40,7 +40,10 @@ def test_a_worker_behind_its_input_asks_for_nothing_and_starts_counting_afresh()
     monitor = Monitor(detections=5)
     asyncio.run(tick.tick(rescorer, monitor, [0, 1], {0: 80, 1: 40}))  # 120 behind
     assert sent == []
-    assert metrics.registry.get_sample_value("rescorer_consumer_lag_messages", {"partition": "0"}) == 80
+    assert (
+        metrics.registry.get_sample_value("rescorer_consumer_lag_messages", {"partition": "0"})
+        == 80
+    )
     # Caught up: the alarms raised while behind were the backlog's, not today's.
     asyncio.run(tick.tick(rescorer, monitor, [0, 1], {0: 0, 1: 0}))
     assert sent == []
