@@ -3,21 +3,20 @@
 A customer's history is summarised as in Fader, Hardie & Lee (2005): x, the
 repeat purchase days (purchase days after the first), t_x the day of the last
 purchase and T the days observed, both counted from the first purchase, and
-m, the mean value of the repeat purchase days (a day's purchases summed). The
+m, the mean value of the repeat purchase days (a day's purchases summed);
+`offline.traits.summary_at` reads it from the customer table. The
 likelihoods are closed form (`scoring.bgnbd`, `scoring.gamma_gamma`) and
 depend on a customer only through these numbers, so customers with the same
-(x, t_x, T) are fitted once with their count as a weight: a million customers
-over a year of days are some tens of thousands of rows.
+(x, t_x, T) are evaluated once with their count as a weight, and functions of
+x, t_x or T alone once per distinct value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
-import polars as pl
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
@@ -50,42 +49,6 @@ class PurchaseSummary:
         keep = np.sort(np.random.default_rng(seed).choice(len(self), size, replace=False))
         ids = [self.customer_id[i] for i in keep]
         return PurchaseSummary(ids, self.x[keep], self.t_x[keep], self.T[keep], self.m[keep])
-
-
-def summarize(purchases: pl.DataFrame, end: date) -> PurchaseSummary:
-    """The summary of purchases up to and including day `end`.
-
-    `purchases` has ``customer_id``, ``day`` (a date) and ``amount``; a day's
-    purchases of one customer count as one purchase of their summed value.
-    """
-    days = (
-        purchases.filter(pl.col("day") <= end)
-        .group_by("customer_id", "day")
-        .agg(pl.col("amount").sum())
-        .sort("customer_id", "day")
-    )
-    first = pl.col("day").min().over("customer_id")
-    per_customer = (
-        days.with_columns(
-            (pl.col("day") - first).dt.total_days().alias("since"),
-            (pl.col("day") > first).alias("repeat"),
-        )
-        .group_by("customer_id")
-        .agg(
-            pl.col("repeat").sum().alias("x"),
-            pl.col("since").max().alias("t_x"),
-            (pl.lit(end) - pl.col("day").min()).dt.total_days().alias("T"),
-            pl.col("amount").filter(pl.col("repeat")).mean().fill_null(0.0).alias("m"),
-        )
-        .sort("customer_id")
-    )
-    return PurchaseSummary(
-        per_customer["customer_id"].to_list(),
-        per_customer["x"].to_numpy().astype(np.float64),
-        per_customer["t_x"].to_numpy().astype(np.float64),
-        per_customer["T"].to_numpy().astype(np.float64),
-        per_customer["m"].to_numpy().astype(np.float64),
-    )
 
 
 @dataclass(frozen=True)
