@@ -53,7 +53,6 @@ The last six summarise each customer's whole purchase history (not the RFM
 window) for the predictive models (`offline.clv_fit`): the UTC day number of
 the first purchase, the distinct purchase days, the purchases' value, and that
 of the first day alone; up to T, and up to T-H for the calibration."""
-LIFETIME = ("first_purchase_day", "purchase_days", "purchase_micros", "first_day_micros")
 CHANNELS_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.String(),
     "channel": pl.String(),
@@ -209,11 +208,10 @@ def lifetime_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
 def _with_lifetime(rows: pl.LazyFrame, lifetime: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
     """`rows` joined with `lifetime_rows`; customers without a purchase count 0 of each."""
     counted = ["purchase_days", "purchase_micros", "first_day_micros"]
-    if horizon.then is not None:
+    if horizon.then is not None:  # else the _then columns are nulls already
         counted += [f"purchase_days{THEN}", f"purchase_micros{THEN}"]
     return (
-        rows.drop("first_purchase_day", *counted)
-        .join(lifetime, on="customer_id", how="left")
+        rows.join(lifetime, on="customer_id", how="left")
         .with_columns(pl.col(counted).fill_null(0))
         .select(list(TABLE_SCHEMA))
     )
@@ -244,11 +242,6 @@ def customer_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
         ((pl.col("type") == "refund") & upto).cast(pl.Int64).alias("refunds"),
     ]
     aggregates += [pl.col("purchases").sum(), pl.col("refunds").sum()]
-    aggregates += [
-        pl.lit(None, dtype=TABLE_SCHEMA[name]).first().alias(name)
-        for name in (*LIFETIME, f"purchase_days{THEN}", f"purchase_micros{THEN}")
-        if horizon.then is not None or not name.endswith(THEN)
-    ]
     rows = (
         deduplicated.with_columns(amount_micros().alias("micros"))
         .select("customer_id", *columns)

@@ -25,6 +25,7 @@ from schemas.traits import (
     TraitsCheck,
 )
 from scoring import bgnbd
+from scoring.customer_record import epoch_micros
 from scoring.rfm import MICROS_PER_DAY, MICROS_PER_UNIT
 from scoring.traits import DEFAULT_HORIZON_DAYS, Band, BandThresholds, TraitModel, traits
 
@@ -37,7 +38,7 @@ million customers fit in about a second; traits and percentiles cover everyone."
 
 
 def _day(at: datetime) -> int:
-    return int(at.timestamp() * 1_000_000) // MICROS_PER_DAY
+    return epoch_micros(at) // MICROS_PER_DAY
 
 
 def _days(column: pl.Series) -> np.ndarray:
