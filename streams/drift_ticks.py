@@ -43,7 +43,6 @@ class DriftTicks:
         self.publish = publish
         self.worker_id = worker_id
         self.max_lag_events = max_lag_events
-        self.requests = 0
 
     async def tick(
         self,
@@ -86,6 +85,5 @@ class DriftTicks:
         )
         await self.publish(request)
         self.metrics.retrain_requests.inc()
-        self.requests += 1
         triggers = ", ".join(evidence.triggers)
         log.info("retrain requested for model v%d: %s", version, triggers)

@@ -209,9 +209,11 @@ class Pipeline:
                 metrics.detections.inc(found)
                 log.info("distance drift detected (%d so far)", monitor.detections)
         metrics.count(result.counts, result.swept)
-        metrics.changed(result.changes)
-        partition_of = {key: r.partition for key, r in result.records.items()}
-        if self.state.populations.moved(result.changes, partition_of):
+        if result.changes:
+            metrics.changed(result.changes)
+            records = result.records
+            partition_of = {c.customer_id: records[c.customer_id].partition for c in result.changes}
+            self.state.populations.moved(result.changes, partition_of)
             metrics.publish_populations(self.state.populations)
 
     def _observe_intake(self, intake: Intake) -> None:
