@@ -6,7 +6,7 @@ restored (`set_partition`), moved by every segment change (`moved`) and by
 every evaluation with traits (`rescored`). The worker's state owns it;
 ``/segments`` answers from it and the metrics publish it
 (``rescorer_segment_population``, ``rescorer_segment_holdout_population``,
-``rescorer_segment_risk_band_population``, ``rescorer_segment_p_alive_mean``).
+``rescorer_segment_risk_band_population``, ``rescorer_segment_p_alive_sum``).
 Pure.
 """
 
@@ -141,16 +141,14 @@ class Populations:
             held.update(counts)
         return customers, held
 
-    def bands(self) -> tuple[Counter[tuple[int, int]], dict[int, float]]:
-        """(customers per (segment id, band code), mean p_alive per segment id) over the
-        owned partitions, for the customers with traits."""
+    def bands(self) -> tuple[Counter[tuple[int, int]], Counter[int]]:
+        """(customers per (segment id, band code), sum of their p_alive per segment id) over
+        the owned partitions, for the customers with traits."""
         cells: Counter[tuple[int, int]] = Counter()
         sums: Counter[int] = Counter()
         for counts in self._bands.values():
             cells.update(counts)
         for totals in self._alive.values():
             sums.update(totals)
-        n: Counter[int] = Counter()
-        for (segment, _), count in cells.items():
-            n[segment] += count
-        return +cells, {s: sums[s] / n[s] for s in sorted(n) if n[s] > 0}
+        cells = +cells
+        return cells, Counter({s: v for s, v in sums.items() if any(c[0] == s for c in cells)})

@@ -123,9 +123,10 @@ class WorkerMetrics:
             "Assigned customers with traits in owned partitions, by churn-risk band",
             ["segment", "band"], registry=r,
         )  # fmt: skip
-        self.p_alive_mean = Gauge(
-            "rescorer_segment_p_alive_mean",
-            "Mean probability alive of a segment's customers (as of their last evaluation)",
+        self.p_alive_sum = Gauge(
+            "rescorer_segment_p_alive_sum",
+            "Sum of the probability alive of a segment's customers with traits (as of their "
+            "last evaluation); divide by the band populations' sum for the mean",
             ["segment"], registry=r,
         )  # fmt: skip
         self.band_changes = PromCounter(
@@ -295,7 +296,7 @@ class WorkerMetrics:
             )
 
     def publish_populations(self, populations: Populations) -> None:
-        """Segment, holdout and risk-band populations and mean p_alive as the state has them."""
+        """Segment, holdout and risk-band populations and p_alive sums as the state has them."""
         customers, held = populations.totals()
         self.population.clear()
         self.holdout_population.clear()
@@ -304,14 +305,14 @@ class WorkerMetrics:
             self.holdout_population.labels(self.name(segment_id)).set(held[segment_id])
         cells, alive = populations.bands()
         self.band_population.clear()
-        self.p_alive_mean.clear()
+        self.p_alive_sum.clear()
         for segment_id in {s for s, _ in cells}:
             for code, band in enumerate(BAND_ORDER):  # every band, so an empty one reads 0
                 self.band_population.labels(self.name(segment_id), band.value).set(
                     cells[(segment_id, code)]
                 )
-        for segment_id, mean in alive.items():
-            self.p_alive_mean.labels(self.name(segment_id)).set(mean)
+        for segment_id, total in alive.items():
+            self.p_alive_sum.labels(self.name(segment_id)).set(total)
 
     def band_changed(self, changes: Iterable[RiskBandChange]) -> None:
         """Count risk-band changes by segment, bands and why."""
