@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from schemas.model import SegmentModel
 from scoring.space import ModelSpace
-from scoring.traits import TraitModel
 
 
 class ActiveModel:
@@ -19,5 +18,3 @@ class ActiveModel:
         self.window_days = model.features.window_days
         self.temperature = model.temperature
         self.membership_keys = tuple(str(s.segment_id) for s in model.segments)
-        self.traits = None if model.traits is None else TraitModel.of(model.traits)
-        """The predictive model for live traits (None: the artifact has none)."""
