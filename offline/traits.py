@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from offline.clv_fit import BgNbdFit, FitFailed, PurchaseSummary, fit_bgnbd, fit_gamma_gamma
 from offline.customer_table import THEN, CustomerTable, Horizon
+from schemas.segments import RiskBand
 from schemas.traits import (
     QUANTILES,
     BgNbdFigures,
@@ -27,7 +28,7 @@ from schemas.traits import (
 from scoring import bgnbd
 from scoring.customer_record import epoch_micros
 from scoring.rfm import MICROS_PER_DAY, MICROS_PER_UNIT
-from scoring.traits import DEFAULT_HORIZON_DAYS, Band, BandThresholds, TraitModel, traits
+from scoring.traits import DEFAULT_HORIZON_DAYS, BandThresholds, TraitModel, traits
 
 TOP_BUCKET = 7
 """Calibration repeat purchase days of 7 or more share one row of the check."""
@@ -155,7 +156,7 @@ def segment_traits(
     """
     summary = summary_at(table, horizon.as_of)
     found = traits(TraitModel.of(model), summary.x, summary.t_x, summary.T, summary.m, horizon_days)
-    high = bands.band(found.churn_risk) == Band.HIGH.value
+    high = bands.band(found.churn_risk) == RiskBand.HIGH.value
     out: dict[int, SegmentTraits] = {}
     for segment in np.unique(segment_ids):
         members = segment_ids == segment

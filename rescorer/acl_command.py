@@ -29,7 +29,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--principal-trainer", metavar="User:NAME", help="train / retrain jobs")
     parser.add_argument(
         "--principal-reader", metavar="User:NAME", action="append", default=[],
-        help="a downstream reader of segment-changes (repeatable)",
+        help="a downstream reader of segment-changes and risk-band-changes (repeatable)",
     )  # fmt: skip
     parser.add_argument(
         "--readers-see-assignments", action="store_true",

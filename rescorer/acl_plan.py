@@ -3,13 +3,14 @@
 Four kinds of client touch segment data; each gets only what it uses:
 
 - the **worker** reads events and models, is a member of its consumer group
-  (the app id), writes changes, assignments, dead letters and retrain
+  (the app id), writes changes, band changes, assignments, dead letters and retrain
   requests, and owns Faust's internal topics (changelogs, the assignor's
   leader topic), all named ``<app id>-...``: a prefixed resource;
 - the **trainer** (``rescorer train --from-kafka``, ``rescorer retrain``) reads
   events and retrain requests (offsets committed under its group) and writes
   the models topic;
-- **readers** (downstream services) read ``segment-changes`` and, only when
+- **readers** (downstream services) read ``segment-changes`` and
+  ``risk-band-changes`` and, only when
   granted, ``customer-segments``, in consumer groups under one prefix;
 - **ops** read ``/metrics`` over HTTP and need no Kafka access at all.
 
@@ -97,8 +98,8 @@ def plan(
         grants += _grants(worker, "READ", "topic", [topics.events, topics.models, topics.feedback])
         grants += _grants(
             worker, "WRITE", "topic",
-            [topics.changes, topics.assignments, topics.dead_letters, topics.retrain_requests,
-             topics.feedback_latest],
+            [topics.changes, topics.band_changes, topics.assignments, topics.dead_letters,
+             topics.retrain_requests, topics.feedback_latest],
         )  # fmt: skip
         grants += _grants(worker, "READ", "group", [app_id])
         internal = f"{app_id}-"  # Faust: <app id>-<table>-changelog, <app id>-__assignor-__leader
@@ -112,7 +113,8 @@ def plan(
         grants += _grants(trainer, "READ", "group", [trainer_group])
         grants += _grants(trainer, "WRITE", "topic", [topics.models])
     for reader in readers:
-        seen = [topics.changes] + ([topics.assignments] if readers_see_assignments else [])
+        seen = [topics.changes, topics.band_changes]
+        seen += [topics.assignments] if readers_see_assignments else []
         grants += _grants(reader, "READ", "topic", seen)
         grants += _grants(reader, "READ", "group", [reader_group_prefix], "prefixed")
     return grants

@@ -171,6 +171,7 @@ class Demo:
         r = self.run_id
         topics = TopicNames(
             events=f"{r}-customer-events", changes=f"{r}-segment-changes",
+            band_changes=f"{r}-risk-band-changes",
             assignments=f"{r}-customer-segments", dead_letters=f"{r}-dlq",
             models=f"{r}-segment-models", retrain_requests=f"{r}-retrain-requests",
             feedback=f"{r}-segment-feedback", feedback_latest=f"{r}-segment-feedback-latest",

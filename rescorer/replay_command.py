@@ -66,7 +66,7 @@ def _events(frame: Any) -> Iterator[CustomerEvent]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Replay, then write ``changes.jsonl`` and ``assignments.jsonl``."""
+    """Replay, then write ``changes.jsonl``, ``assignments.jsonl`` and ``band-changes.jsonl``."""
     from offline.errors import InputError
     from offline.events_io import load_events
     from rescorer.common import load_settings
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from scoring.online_clusters import DEFAULT_LEARNING_RATE
     from scoring.reassignment import RescoreConfig
     from scoring.replay import replay
+    from scoring.traits import BandThresholds
 
     if args.sweep_period_hours <= 0:
         raise UsageError(f"--sweep-period-hours {args.sweep_period_hours:g} must be positive")
@@ -97,12 +98,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     frame = log.frame.select("event_id", "customer_id", "type", "occurred_at", "amount")
     frame = frame.with_columns(frame["type"].cast(str)).sort("occurred_at", maintain_order=True)
+    settings = load_settings()
     config = RescoreConfig(
         margin=args.margin,
         learning_rate=DEFAULT_LEARNING_RATE if args.learning_rate is None else args.learning_rate,
         sweep_period=timedelta(hours=args.sweep_period_hours),
         recheck_period=timedelta(days=args.recheck_days),
-        holdout=HoldoutPolicy.from_settings(load_settings()),
+        holdout=HoldoutPolicy.from_settings(settings),
+        traits_horizon_days=settings.traits_horizon_days,
+        bands=BandThresholds(settings.risk_band_medium, settings.risk_band_high),
     )
     result = replay(_events(frame), model, config, args.batch_size)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -112,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     with (args.out / "assignments.jsonl").open("w") as out:
         for assignment in result.assignments:
             out.write(assignment.model_dump_json() + "\n")
+    with (args.out / "band-changes.jsonl").open("w") as out:
+        for crossing in result.band_changes:
+            out.write(crossing.model_dump_json() + "\n")
     reasons = Counter(c.reason.value for c in result.changes)
     print(
         f"replayed {frame.height} events with model v{model.version}: "
@@ -125,5 +132,18 @@ def run(args: argparse.Namespace) -> int:
             for k in ("applied", "duplicate", "too_old", "session", "future")
         )
     )
-    print(f"wrote {args.out / 'changes.jsonl'} and {args.out / 'assignments.jsonl'}")
+    order = ("low", "medium", "high")
+    kinds = Counter(
+        "first" if c.previous_band is None
+        else "up" if order.index(c.band) > order.index(c.previous_band) else "down"
+        for c in result.band_changes
+    )  # fmt: skip
+    print(
+        f"risk bands: {len(result.band_changes)} changes "
+        f"({', '.join(f'{k}={kinds[k]}' for k in ('first', 'up', 'down'))})"
+    )
+    print(
+        f"wrote {args.out / 'changes.jsonl'}, {args.out / 'assignments.jsonl'} "
+        f"and {args.out / 'band-changes.jsonl'}"
+    )
     return 0

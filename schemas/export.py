@@ -17,12 +17,13 @@ from schemas.events import CustomerEvent
 from schemas.feedback import SegmentFeedback
 from schemas.model import SegmentModel
 from schemas.retrain import RetrainRequest
-from schemas.segments import SegmentAssignment, SegmentChange
+from schemas.segments import RiskBandChange, SegmentAssignment, SegmentChange
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "customer-event": CustomerEvent,
     "segment-change": SegmentChange,
     "segment-assignment": SegmentAssignment,
+    "risk-band-change": RiskBandChange,
     "dead-letter": DeadLetter,
     "segment-model": SegmentModel,
     "retrain-request": RetrainRequest,

@@ -11,6 +11,8 @@ from schemas._base import Contract, Identifier, NonNegativeFloat, UtcDatetime
 
 SEGMENT_SCHEMA_VERSION: Final = 2
 """2 added `membership`, `confidence`, `holdout` and `previous_segment_name`."""
+ASSIGNMENT_SCHEMA_VERSION: Final = 3
+"""3 added `traits` to assignments (2 still validates: traits absent)."""
 
 FeatureName = Literal["recency_days", "frequency", "monetary"]
 FEATURE_NAMES: tuple[FeatureName, FeatureName, FeatureName] = (
@@ -80,10 +82,34 @@ class SegmentChange(Contract):
     trigger_event_id: Identifier | None = None
 
 
+class RiskBand(StrEnum):
+    """Churn-risk bands, least to most at risk (thresholds: the worker's settings)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class CustomerTraits(Contract):
+    """A customer's predictive traits at `as_of` (BG/NBD and Gamma-Gamma; README "Traits")."""
+
+    p_alive: Share
+    """Probability that the customer has not dropped out."""
+    expected_purchases: NonNegativeFloat
+    """Purchase days expected over the next `horizon_days`."""
+    expected_value: NonNegativeFloat | None
+    """Those times the expected spend per purchase, in the event currency (None: the model
+    has no spend part)."""
+    churn_risk: Annotated[float, Field(ge=0.0, le=100.0)]
+    """0-100: the percentile of 1 - p_alive within the training population."""
+    band: RiskBand
+    horizon_days: Annotated[float, Field(gt=0.0)]
+
+
 class SegmentAssignment(Contract):
     """Value on the compacted ``customer-segments`` topic: a customer's current segment."""
 
-    schema_version: Literal[2] = SEGMENT_SCHEMA_VERSION
+    schema_version: Literal[2, 3] = ASSIGNMENT_SCHEMA_VERSION
     customer_id: Identifier
     segment_id: SegmentId
     segment_name: Annotated[str, Field(min_length=1)]
@@ -93,3 +119,31 @@ class SegmentAssignment(Contract):
     membership: Membership
     confidence: Share
     holdout: bool
+    traits: CustomerTraits | None = None
+    """Predictive traits (absent when the active model has no predictive model)."""
+
+
+class RiskBandChange(Contract):
+    """Value on ``risk-band-changes`` (key ``customer_id``): a customer's churn-risk band moved.
+
+    Sent with the same ordering and guarantees as segment changes: per customer,
+    in the order they happened, on the partition of its key.
+    """
+
+    schema_version: Literal[1] = 1
+    customer_id: Identifier
+    previous_band: RiskBand | None
+    """None for the customer's first band (first purchase, or first model with traits)."""
+    band: RiskBand
+    churn_risk: Annotated[float, Field(ge=0.0, le=100.0)]
+    p_alive: Share
+    segment_id: SegmentId
+    segment_name: Annotated[str, Field(min_length=1)]
+    """The segment the customer is in at `as_of` ("a Champion became High risk")."""
+    model_version: Annotated[int, Field(ge=1)]
+    reason: ChangeReason
+    """event: its own purchase; recency: time alone (silence); model_update: a new model."""
+    holdout: bool
+    as_of: UtcDatetime
+    emitted_at: UtcDatetime
+    trigger_event_id: Identifier | None = None

@@ -28,6 +28,7 @@ class TopicNames(BaseSettings):
 
     events: str = "customer-events"
     changes: str = "segment-changes"
+    band_changes: str = "risk-band-changes"
     assignments: str = "customer-segments"
     dead_letters: str = "customer-events-dlq"
     models: str = "segment-models"
@@ -61,7 +62,22 @@ class RescorerSettings(BaseSettings):
     """Per-segment overrides, as JSON: ``{"3": 0.2}``."""
     holdout_salt: Annotated[str, Field(min_length=1)] = DEFAULT_HOLDOUT_SALT
     """Keys the holdout hash; changing it reshuffles who is held out."""
+    traits_horizon_days: Annotated[float, Field(gt=0.0, le=3650.0)] = 90.0
+    """Horizon of `expected_purchases` and `expected_value` in every trait."""
+    risk_band_medium: Annotated[float, Field(gt=0.0, le=100.0)] = 50.0
+    """Churn risk (0-100) from which a customer is in the Medium band."""
+    risk_band_high: Annotated[float, Field(gt=0.0, le=100.0)] = 75.0
+    """Churn risk from which a customer is in the High band."""
     topics: TopicNames = Field(default_factory=TopicNames)
+
+    @model_validator(mode="after")
+    def _bands_are_ordered(self) -> RescorerSettings:
+        if not self.risk_band_medium < self.risk_band_high:
+            raise ValueError(
+                f"RESCORER_RISK_BAND_MEDIUM ({self.risk_band_medium:g}) must be below "
+                f"RESCORER_RISK_BAND_HIGH ({self.risk_band_high:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _keys_are_long_enough(self) -> RescorerSettings:

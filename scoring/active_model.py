@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from schemas.model import SegmentModel
 from scoring.space import ModelSpace
+from scoring.traits import TraitModel
 
 
 class ActiveModel:
@@ -18,3 +19,5 @@ class ActiveModel:
         self.window_days = model.features.window_days
         self.temperature = model.temperature
         self.membership_keys = tuple(str(s.segment_id) for s in model.segments)
+        self.traits = None if model.traits is None else TraitModel.of(model.traits)
+        """The predictive model for live traits (None: the artifact has none)."""

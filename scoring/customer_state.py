@@ -6,8 +6,19 @@ de-duplication. Out-of-window days are pruned, so the state is bounded by the
 window length, not by the number of events.
 
 Why de-duplication only needs in-window ids: an event outside the window can
-change nothing but the last purchase time, and taking a maximum twice is
-harmless; so forgetting ids together with their day loses no exactness.
+change nothing but the last purchase time (and the first), and taking a
+maximum (or minimum) twice is harmless; so forgetting ids together with their
+day loses no exactness.
+
+For the predictive traits the state also keeps the customer's whole purchase
+history in summary (`Lifetime`): the first purchase day, and the repeat
+purchase days (and their purchase amounts) that have left the window. A day
+is counted there when it leaves the window, not when its event arrives: while
+it is inside, its events are de-duplicated by id like the RFM features', and
+once it is outside no event can reach it again (an event already older than
+the window moves the first and last purchase, never a count). Refunds are
+kept per in-window day (only days that have one), so a day's purchase amount
+is known when it retires.
 """
 
 from __future__ import annotations
@@ -30,6 +41,29 @@ MAX_IDS_PER_CUSTOMER = 50_000
 """Hard cap on remembered event ids per customer (oldest forgotten first)."""
 
 
+@dataclass(frozen=True)
+class Lifetime:
+    """A customer's whole purchase history as BG/NBD and Gamma-Gamma take it, at a time T.
+
+    Days are UTC purchase days: several purchases on one day are one purchase
+    of their summed amount (`schemas.traits.PurchaseModel.purchase_days`).
+    """
+
+    x: int
+    """Repeat purchase days: days with a purchase after the first such day, up to T."""
+    t_x: int
+    """Days from the first purchase day to the last."""
+    T: int
+    """Days from the first purchase day to T's."""
+    repeat_micros: int
+    """Purchase amounts of the repeat days, micro-units (their mean is Gamma-Gamma's m)."""
+
+    @property
+    def mean_value(self) -> float:
+        """Mean purchase amount of a repeat day (0 without one)."""
+        return self.repeat_micros / self.x / MICROS_PER_UNIT if self.x else 0.0
+
+
 @dataclass
 class CustomerState:
     """What the stream remembers about one customer."""
@@ -38,6 +72,13 @@ class CustomerState:
     last_purchase: datetime | None = None
     days: dict[int, tuple[int, int]] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)  # event id -> day number
+    first_purchase_day: int | None = None
+    retired_days: int = 0
+    """Repeat purchase days that have left the window."""
+    retired_micros: int = 0
+    """Their purchase amounts, micro-units."""
+    refunds: dict[int, int] = field(default_factory=dict)
+    """In-window day -> refunded micro-units (days with a refund only)."""
 
     def apply(self, event: CustomerEvent, watermark: datetime) -> bool:
         """Fold one event in; False when it changed nothing (duplicate, session, too old)."""
@@ -48,11 +89,13 @@ class CustomerState:
         if in_window and event.event_id in self.seen:
             return False
         changed = False
-        if event.type is EventType.PURCHASE and (
-            self.last_purchase is None or event.occurred_at > self.last_purchase
-        ):
-            self.last_purchase = event.occurred_at
-            changed = True
+        if event.type is EventType.PURCHASE:
+            if self.last_purchase is None or event.occurred_at > self.last_purchase:
+                self.last_purchase = event.occurred_at
+                changed = True
+            if self.first_purchase_day is None or day < self.first_purchase_day:
+                self.first_purchase_day = day
+                changed = True
         if in_window:
             assert event.amount is not None  # noqa: S101 - the contract requires it
             micros = amount_to_micros(event.amount)
@@ -61,6 +104,7 @@ class CustomerState:
                 self.days[day] = (count + 1, net + micros)
             else:
                 self.days[day] = (count, net - micros)
+                self.refunds[day] = self.refunds.get(day, 0) + micros
             self.seen[event.event_id] = day
             if len(self.seen) > MAX_IDS_PER_CUSTOMER:
                 self.seen.pop(next(iter(self.seen)))
@@ -72,8 +116,14 @@ class CustomerState:
         """Forget days (and their event ids) that left the window; True if any did."""
         start = first_window_day(watermark, self.window_days)
         if any(d < start for d in self.days):
+            for day, (count, net) in self.days.items():
+                if day < start and count and day != self.first_purchase_day:
+                    self.retired_days += 1
+                    self.retired_micros += net + self.refunds.get(day, 0)
             self.days = {d: v for d, v in self.days.items() if d >= start}
             self.seen = {e: d for e, d in self.seen.items() if d >= start}
+            if self.refunds:
+                self.refunds = {d: v for d, v in self.refunds.items() if d >= start}
             return True
         return False
 
@@ -94,6 +144,21 @@ class CustomerState:
                 frequency += count
                 net += micros
         return (recency_days(as_of, self.last_purchase), frequency, max(net, 0) / MICROS_PER_UNIT)
+
+    def lifetime(self, as_of: datetime) -> Lifetime | None:
+        """The whole purchase history at `as_of` (None before a first purchase)."""
+        first, last = self.first_purchase_day, self.last_purchase
+        if first is None or last is None or last > as_of:
+            return None
+        end = day_number(as_of)
+        x = self.retired_days
+        micros = self.retired_micros
+        refunds = self.refunds
+        for day, (count, net) in self.days.items():
+            if count and first < day <= end:
+                x += 1
+                micros += (net + refunds.get(day, 0)) if refunds else net
+        return Lifetime(x, day_number(last) - first, end - first, micros)
 
     def features(self, as_of: datetime) -> RfmFeatures | None:
         """RFM at `as_of` (not before any event applied), or None before a first purchase."""

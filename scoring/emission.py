@@ -4,7 +4,9 @@ From an `Evaluation` (pure: nothing changed yet) this decides, per row,
 whether the customer moved (a `SegmentChange`, and a `Move` for its record's
 history), whether an assignment goes out (always for customers scored because
 of their own events; otherwise only when something material changed), and
-whether the record must be written. Pure: the `Rescorer` applies it.
+whether the record must be written. With a predictive model, assignments
+carry the customer's traits, and a customer whose churn-risk band moved gets a
+`RiskBandChange` (which is material too). Pure: the `Rescorer` applies it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from schemas._base import trusted
-from schemas.segments import ChangeReason, RfmFeatures, SegmentAssignment, SegmentChange
+from schemas.segments import (
+    ChangeReason,
+    CustomerTraits,
+    RfmFeatures,
+    RiskBand,
+    RiskBandChange,
+    SegmentAssignment,
+    SegmentChange,
+)
 from scoring.active_model import ActiveModel
 from scoring.customer_record import CustomerRecord, Move, epoch_micros
 from scoring.evaluation import Evaluation
 from scoring.holdout import HoldoutPolicy
+from scoring.live_traits import TraitRows, traits_at
 from scoring.membership import confidence, membership
+from scoring.traits import BAND_ORDER, DEFAULT_HORIZON_DAYS, BandThresholds, Traits
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class Emission:
     """Per row: the change to remember in the record's history, if it moved."""
     written: list[bool]
     """Per row: whether the record must be persisted."""
+    band_changes: list[RiskBandChange]
 
 
 def emit(
@@ -46,13 +59,16 @@ def emit(
     names_seen: Mapping[int, str],
     holdout: HoldoutPolicy,
     dirty: Set[str] = frozenset(),
+    horizon_days: float = DEFAULT_HORIZON_DAYS,
 ) -> Emission:
     """Changes, assignments, moves and writes for `evaluation` (see the module docstring).
 
     `dirty` names customers whose records changed before scoring (the sweep
     pruned them), which must be written even when nothing is emitted.
     """
-    emission = Emission([], [], [], [])
+    emission = Emission([], [], [], [], [])
+    found = evaluation.traits
+    bands = [None] * len(evaluation) if found is None else _band_names(found)
     for row, (key, record) in enumerate(zip(evaluation.keys, evaluation.records, strict=True)):
         vector = evaluation.vectors[row]
         index = int(evaluation.chosen[row])
@@ -60,9 +76,19 @@ def emit(
         model_changed = record.model_version != active.version
         moved = record.segment_id != segment_id
         previous = record.vector
-        material = moved or model_changed or previous is None or previous[1:] != vector[1:]
+        band = bands[row]
+        banded = band is not None and band != record.band
+        material = (
+            moved or model_changed or banded or previous is None or previous[1:] != vector[1:]
+        )
         emitting = always_emit or material
         move = None
+        why = (
+            ChangeReason.MODEL_UPDATE
+            if model_changed and record.model_version is not None
+            else evaluation.reason
+        )
+        trigger = record.trigger_event_id if evaluation.by_event else None
         if moved or emitting:
             out = _Output(
                 key, segment_id, active.names[index], active.version,
@@ -72,22 +98,23 @@ def emit(
                 dict(zip(active.membership_keys, evaluation.membership[row], strict=True)),
                 evaluation.confidence[row],
                 holdout.enabled and holdout.is_holdout(key, segment_id),
+                None if found is None else _traits(found.traits, found.band, row, horizon_days),
             )  # fmt: skip
         if moved:
-            why = (
-                ChangeReason.MODEL_UPDATE
-                if model_changed and record.model_version is not None
-                else evaluation.reason
-            )
             move = Move(
                 epoch_micros(out.as_of) // 1_000_000, record.segment_id, segment_id, why.value,
                 active.version,
             )  # fmt: skip
-            trigger = record.trigger_event_id if evaluation.by_event else None
             previous_name = None if record.segment_id is None else names_seen.get(record.segment_id)
             emission.changes.append(out.change(record.segment_id, previous_name, why, now, trigger))
         if emitting:
             emission.assignments.append(out.assignment())
+        if banded:
+            assert found is not None  # noqa: S101 - banded needs traits
+            assert band is not None  # noqa: S101
+            emission.band_changes.append(
+                out.band_change(record.band, band, found, row, why, now, trigger)
+            )
         emission.moves.append(move)
         # A sweep that only moved the clock forward needs no write: after a
         # restart the customer is simply due a little earlier.
@@ -108,6 +135,7 @@ class _Output:
     membership: dict[str, float]
     confidence: float
     holdout: bool
+    traits: CustomerTraits | None
 
     def change(
         self,
@@ -130,8 +158,43 @@ class _Output:
             SegmentAssignment, customer_id=self.customer_id, segment_id=self.segment_id,
             segment_name=self.segment_name, model_version=self.model_version,
             features=self.features, as_of=self.as_of, membership=self.membership,
-            confidence=self.confidence, holdout=self.holdout,
+            confidence=self.confidence, holdout=self.holdout, traits=self.traits,
         )  # fmt: skip
+
+    def band_change(
+        self,
+        previous: str | None,
+        band: str,
+        found: TraitRows,
+        row: int,
+        reason: ChangeReason,
+        now: datetime,
+        trigger: str | None,
+    ) -> RiskBandChange:
+        return trusted(
+            RiskBandChange, customer_id=self.customer_id,
+            previous_band=None if previous is None else RiskBand(previous), band=RiskBand(band),
+            churn_risk=float(found.traits.churn_risk[row]),
+            p_alive=float(found.traits.p_alive[row]), segment_id=self.segment_id,
+            segment_name=self.segment_name, model_version=self.model_version, reason=reason,
+            holdout=self.holdout, as_of=self.as_of, emitted_at=now, trigger_event_id=trigger,
+        )  # fmt: skip
+
+
+def _band_names(found: TraitRows) -> list[str | None]:
+    return [BAND_ORDER[code].value for code in found.band.tolist()]
+
+
+def _traits(t: Traits, band: NDArray[np.int64], row: int, horizon_days: float) -> CustomerTraits:
+    """The message form of one row's traits."""
+    value = float(t.expected_value[row])
+    return trusted(
+        CustomerTraits, p_alive=float(t.p_alive[row]),
+        expected_purchases=float(t.expected_purchases[row]),
+        expected_value=None if value != value else value,
+        churn_risk=float(t.churn_risk[row]), band=BAND_ORDER[int(band[row])],
+        horizon_days=horizon_days,
+    )  # fmt: skip
 
 
 def standing_assignments(
@@ -139,9 +202,13 @@ def standing_assignments(
     centroids: NDArray[np.float64],
     holdout: HoldoutPolicy,
     items: Sequence[tuple[str, CustomerRecord]],
+    *,
+    horizon_days: float = DEFAULT_HORIZON_DAYS,
+    thresholds: BandThresholds = BandThresholds(),  # noqa: B008 - frozen, shared safely
 ) -> list[SegmentAssignment]:
     """Each assigned customer's segment as its record holds it, with membership,
-    confidence and holdout against `centroids` as they stand (lookups)."""
+    confidence and holdout against `centroids` as they stand, and its traits as of
+    its last evaluation (lookups)."""
     rows = [
         (key, record, record.vector, record.segment_id, record.as_of)
         for key, record in items
@@ -156,6 +223,12 @@ def standing_assignments(
     distances = active.space.distances_to(active.space.embed(raw), centroids)
     scores = np.round(membership(distances, active.temperature), 6).tolist()
     margins = np.round(confidence(distances), 6).tolist()
+    found = None
+    if active.traits is not None:
+        found = traits_at(
+            active.traits, [r for _, r, _, _, _ in rows], [a for *_, a in rows],
+            horizon_days, thresholds,
+        )  # fmt: skip
     out = []
     for row, (key, _, vector, segment_id, as_of) in enumerate(rows):
         assert vector is not None  # noqa: S101 - filtered above
@@ -175,6 +248,7 @@ def standing_assignments(
                 membership=dict(zip(active.membership_keys, scores[row], strict=True)),
                 confidence=margins[row],
                 holdout=holdout.is_holdout(key, segment_id),
+                traits=None if found is None else _traits(found[0], found[1], row, horizon_days),
             )
         )
     return out

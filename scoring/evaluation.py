@@ -22,9 +22,11 @@ from schemas.segments import ChangeReason
 from scoring.active_model import ActiveModel
 from scoring.customer_record import CustomerRecord, epoch_micros
 from scoring.hysteresis import choose_many
+from scoring.live_traits import TraitRows, score_traits
 from scoring.membership import confidence, membership
 from scoring.rfm import MICROS_PER_DAY
 from scoring.space import rowwise_distances
+from scoring.traits import DEFAULT_HORIZON_DAYS, BandThresholds
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -61,6 +63,15 @@ class Evaluation:
     had: NDArray[np.bool_]
     before: FloatArray
     before_as_of: IntArray
+    traits: TraitRows | None = None
+    """The rows' predictive traits (None: the active model has no predictive model)."""
+    segment_ids: IntArray | None = None
+    """Each row's chosen segment id (`chosen` through the active model's ids)."""
+
+    @property
+    def row_partitions(self) -> IntArray:
+        """Each row's partition."""
+        return np.asarray(self.partitions, dtype=np.int64)[self.owner]
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -100,8 +111,14 @@ def evaluate(
     margin: float,
     sweep_period: timedelta,
     recheck_period: timedelta,
+    horizon_days: float = DEFAULT_HORIZON_DAYS,
+    bands: BandThresholds = BandThresholds(),  # noqa: B008 - frozen, shared safely
 ) -> tuple[Evaluation | None, Unscored]:
-    """Score `items` against their partitions' `centroids` at their partitions' clocks."""
+    """Score `items` against their partitions' `centroids` at their partitions' clocks.
+
+    With a predictive model, each row's traits too, and its due time also
+    covers the day its churn risk would reach the next band.
+    """
     slot_of: dict[int, int] = {}
     partitions: list[int] = []
     rows: list[tuple[str, CustomerRecord, datetime, tuple[float, int, float]]] = []
@@ -149,6 +166,13 @@ def evaluate(
             dtype=np.int64,
         )
         due = np.minimum(due, cap)
+    found = None
+    if active.traits is not None:
+        found = score_traits(
+            active.traits, records, [a for _, _, a, _ in rows], as_of_micros,
+            (had, before, before_as_of), horizon_days=horizon_days, thresholds=bands,
+        )  # fmt: skip
+        due = np.minimum(due, found.crossing)
     evaluation = Evaluation(
         reason=reason,
         keys=[k for k, _, _, _ in rows],
@@ -168,6 +192,8 @@ def evaluate(
         had=had,
         before=before,
         before_as_of=before_as_of,
+        traits=found,
+        segment_ids=np.asarray(active.space.segment_ids, dtype=np.int64)[chosen],
     )
     return evaluation, Unscored(unscored)
 

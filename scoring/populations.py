@@ -1,10 +1,13 @@
-"""How many customers each segment holds, and how many of them are the holdout group.
+"""How many customers each segment holds, how many are the holdout group, and, with
+a predictive model, how many are in each churn-risk band and their mean p_alive.
 
 Per owned partition, kept from where customers stand when a partition is
-restored (`set_partition`) and moved by every segment change (`moved`). The
-worker's state owns it; ``/segments`` answers from it and the metrics
-publish it (``rescorer_segment_population``,
-``rescorer_segment_holdout_population``). Pure.
+restored (`set_partition`), moved by every segment change (`moved`) and by
+every evaluation with traits (`rescored`). The worker's state owns it;
+``/segments`` answers from it and the metrics publish it
+(``rescorer_segment_population``, ``rescorer_segment_holdout_population``,
+``rescorer_segment_risk_band_population``, ``rescorer_segment_p_alive_sum``).
+Pure.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from schemas.segments import SegmentChange
 from scoring.holdout import HoldoutPolicy
+from scoring.live_traits import TraitRows
 from scoring.standings import Standings
 
 
@@ -36,6 +40,10 @@ class Populations:
         self.holdout = holdout
         self._customers: dict[int, Counter[int]] = {}
         self._held: dict[int, Counter[int]] = {}
+        self._bands: dict[int, Counter[tuple[int, int]]] = {}
+        """Partition -> (segment id, band code) -> customers with traits there."""
+        self._alive: dict[int, Counter[int]] = {}
+        """Partition -> segment id -> sum of those customers' p_alive."""
 
     def set_partition(self, partition: int, standings: Standings) -> None:
         """A restored partition's populations, from where its customers stand."""
@@ -54,11 +62,56 @@ class Populations:
                 if self.holdout.is_holdout(keys[row], segment):
                     held[segment] += 1
         self._held[partition] = held
+        banded = assigned & (standings.bands >= 0)
+        self._bands[partition], self._alive[partition] = Counter(), Counter()
+        self._shift(
+            partition, standings.segment[banded], standings.bands[banded],
+            standings.alive[banded], 1,
+        )  # fmt: skip
+
+    def rescored(self, found: TraitRows, segment_ids: np.ndarray, partitions: np.ndarray) -> None:
+        """Move evaluated customers between (segment, band) cells: from where their records
+        stood (`found.before_*`) to `segment_ids` and `found.band`; `partitions` per row.
+
+        The p_alive added is the record's 32-bit copy, so that a restore finds the same sums.
+        """
+        alive = found.traits.p_alive.astype(np.float32).astype(np.float64)
+        had = found.before_segment >= 0
+        for partition in np.unique(partitions).tolist():
+            rows = partitions == partition
+            old = rows & had
+            self._shift(
+                partition, found.before_segment[old], found.before_band[old],
+                found.before_alive[old], -1,
+            )  # fmt: skip
+            self._shift(partition, segment_ids[rows], found.band[rows], alive[rows], 1)
+
+    def _shift(
+        self,
+        partition: int,
+        segments: np.ndarray,
+        bands: np.ndarray,
+        alive: np.ndarray,
+        sign: int,
+    ) -> None:
+        if not len(segments):
+            return
+        cells = self._bands.setdefault(partition, Counter())
+        sums = self._alive.setdefault(partition, Counter())
+        pairs, counts = np.unique(np.column_stack([segments, bands]), axis=0, return_counts=True)
+        for (segment, band), n in zip(pairs.tolist(), counts.tolist(), strict=True):
+            cells[(segment, band)] += sign * n
+        ids, inverse = np.unique(segments, return_inverse=True)
+        totals = np.bincount(inverse.reshape(-1), weights=alive, minlength=len(ids))
+        for segment, total in zip(ids.tolist(), totals.tolist(), strict=True):
+            sums[segment] += sign * total
 
     def drop_partition(self, partition: int) -> None:
         """Forget a partition this worker no longer owns."""
         self._customers.pop(partition, None)
         self._held.pop(partition, None)
+        self._bands.pop(partition, None)
+        self._alive.pop(partition, None)
 
     def moved(self, changes: Iterable[SegmentChange], partition_of: Mapping[str, int]) -> bool:
         """Move the customers of `changes` between segments; whether any moved."""
@@ -87,3 +140,15 @@ class Populations:
         for counts in self._held.values():
             held.update(counts)
         return customers, held
+
+    def bands(self) -> tuple[Counter[tuple[int, int]], Counter[int]]:
+        """(customers per (segment id, band code), sum of their p_alive per segment id) over
+        the owned partitions, for the customers with traits."""
+        cells: Counter[tuple[int, int]] = Counter()
+        sums: Counter[int] = Counter()
+        for counts in self._bands.values():
+            cells.update(counts)
+        for totals in self._alive.values():
+            sums.update(totals)
+        cells = +cells
+        return cells, Counter({s: v for s, v in sums.items() if any(c[0] == s for c in cells)})

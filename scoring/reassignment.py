@@ -22,7 +22,7 @@ import numpy as np
 
 from schemas.events import CustomerEvent, EventType
 from schemas.model import SegmentModel
-from schemas.segments import ChangeReason, SegmentAssignment, SegmentChange
+from schemas.segments import ChangeReason, RiskBandChange, SegmentAssignment, SegmentChange
 from scoring.active_model import ActiveModel
 from scoring.customer_record import CustomerRecord, epoch_micros, from_epoch_micros
 from scoring.customer_state import CustomerState
@@ -35,6 +35,7 @@ from scoring.online_clusters import DEFAULT_LEARNING_RATE, OnlineCentroids
 from scoring.outcomes import Outcome
 from scoring.rfm import day_number, first_window_day
 from scoring.standings import Standings
+from scoring.traits import BAND_ORDER, DEFAULT_HORIZON_DAYS, BandThresholds
 
 ClockMode = Literal["event", "wall"]
 RecordLookup = Callable[[str, int], CustomerRecord | None]
@@ -51,6 +52,8 @@ class RescoreConfig:
     recheck_period: timedelta = timedelta(days=30)
     clock: ClockMode = "event"
     holdout: HoldoutPolicy = field(default_factory=HoldoutPolicy)
+    traits_horizon_days: float = DEFAULT_HORIZON_DAYS
+    bands: BandThresholds = field(default_factory=BandThresholds)
 
     def __post_init__(self) -> None:
         check_margin(self.margin)
@@ -60,6 +63,8 @@ class RescoreConfig:
             raise ValueError("sweep period must be positive")
         if self.recheck_period < self.sweep_period:
             raise ValueError("recheck period must be at least the sweep period")
+        if not self.traits_horizon_days > 0:
+            raise ValueError(f"traits horizon must be positive, got {self.traits_horizon_days}")
 
 
 @dataclass
@@ -91,6 +96,7 @@ class RescoreResult:
 
     changes: list[SegmentChange] = field(default_factory=list)
     assignments: list[SegmentAssignment] = field(default_factory=list)
+    band_changes: list[RiskBandChange] = field(default_factory=list)
     records: dict[str, CustomerRecord] = field(default_factory=dict)
     counts: Counter[Outcome] = field(default_factory=Counter)
     """Events of a batch, by outcome."""
@@ -102,6 +108,7 @@ class RescoreResult:
         """Append another result (later records win)."""
         self.changes.extend(other.changes)
         self.assignments.extend(other.assignments)
+        self.band_changes.extend(other.band_changes)
         self.records.update(other.records)
         self.counts.update(other.counts)
         self.swept += other.swept
@@ -196,9 +203,11 @@ class Rescorer:
     ) -> list[SegmentAssignment]:
         """Each assigned customer's segment as its record holds it, with membership,
         confidence and holdout against the partition's centroids as they stand."""
+        config = self.config
         return standing_assignments(
-            self.active, self.shard(partition).centroids.centroids(), self.config.holdout, items
-        )
+            self.active, self.shard(partition).centroids.centroids(), config.holdout, items,
+            horizon_days=config.traits_horizon_days, thresholds=config.bands,
+        )  # fmt: skip
 
     # -- models ---------------------------------------------------------------
 
@@ -313,7 +322,8 @@ class Rescorer:
             items, reason, self.active,
             {p: shard.centroids.centroids() for p, shard in shards.items()}, watermarks,
             margin=config.margin, sweep_period=config.sweep_period,
-            recheck_period=config.recheck_period,
+            recheck_period=config.recheck_period, horizon_days=config.traits_horizon_days,
+            bands=config.bands,
         )  # fmt: skip
         for key, record in unscored.items:
             result.records[key] = record
@@ -321,7 +331,7 @@ class Rescorer:
             return
         emission = emit(
             evaluation, self.active, now, always_emit=always_emit, names_seen=self.names_seen,
-            holdout=config.holdout, dirty=dirty,
+            holdout=config.holdout, dirty=dirty, horizon_days=config.traits_horizon_days,
         )  # fmt: skip
         self._apply(evaluation, emission, result)
 
@@ -329,9 +339,15 @@ class Rescorer:
         """The records, the due-time index and the centroids after an evaluation."""
         result.changes.extend(emission.changes)
         result.assignments.extend(emission.assignments)
+        result.band_changes.extend(emission.band_changes)
         result.evaluations.append(evaluation)
         active = self.active
         dues = evaluation.due.tolist()
+        found = evaluation.traits
+        if found is not None:
+            bands = found.band.tolist()
+            alive = found.traits.p_alive.astype(np.float32).tolist()  # as the record keeps it
+            repeats = found.repeat_days.tolist()
         partitions = evaluation.partitions
         for row, (key, record) in enumerate(zip(evaluation.keys, evaluation.records, strict=True)):
             move = emission.moves[row]
@@ -342,6 +358,11 @@ class Rescorer:
             record.as_of = evaluation.as_of[row]
             record.vector = evaluation.vectors[row]
             record.trigger_event_id = None
+            if found is None:
+                record.band = record.p_alive = record.repeat_days = None
+            else:
+                record.band = BAND_ORDER[bands[row]].value
+                record.p_alive, record.repeat_days = alive[row], repeats[row]
             if emission.written[row]:
                 result.records[key] = record
             self.shards[partitions[int(evaluation.owner[row])]].due.schedule(key, dues[row])

@@ -18,7 +18,7 @@ from itertools import islice
 
 from schemas.events import CustomerEvent
 from schemas.model import SegmentModel
-from schemas.segments import SegmentAssignment, SegmentChange
+from schemas.segments import RiskBandChange, SegmentAssignment, SegmentChange
 from scoring.customer_record import CustomerRecord
 from scoring.reassignment import RescoreConfig, Rescorer, RescoreResult
 
@@ -28,9 +28,10 @@ DEFAULT_BATCH = 500
 
 @dataclass
 class ReplayResult:
-    """The change stream, the final assignments and event counts."""
+    """The change stream, the band crossings, the final assignments and event counts."""
 
     changes: list[SegmentChange] = field(default_factory=list)
+    band_changes: list[RiskBandChange] = field(default_factory=list)
     assignments: list[SegmentAssignment] = field(default_factory=list)
     records: dict[str, CustomerRecord] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -56,11 +57,13 @@ def replay(
         return records.get(key)
 
     changes: list[SegmentChange] = []
+    band_changes: list[RiskBandChange] = []
     counts: Counter[str] = Counter()
 
     def take(result: RescoreResult) -> None:
         records.update(result.records)
         changes.extend(result.changes)
+        band_changes.extend(result.band_changes)
         counts.update({outcome.value: n for outcome, n in result.counts.items()})
 
     for batch in _batches(events, batch_size):
@@ -76,4 +79,4 @@ def replay(
     assignments = rescorer.current_assignments(
         REPLAY_PARTITION, [(key, records[key]) for key in sorted(records)]
     )
-    return ReplayResult(changes, assignments, records, dict(counts))
+    return ReplayResult(changes, band_changes, assignments, records, dict(counts))

@@ -2,8 +2,9 @@
 
 A partition that a worker takes over (at start, or in a rebalance) needs,
 for each customer, only its segment, the model that placed it there, when
-it was last evaluated and its features then: enough for the due-time index,
-the drift population and the segment populations. A record's changelog form
+it was last evaluated and its features, risk band and probability alive
+then: enough for the due-time index, the drift population and the segment
+and risk-band populations. A record's changelog form
 starts with exactly those in a fixed binary head, so a partition's are read
 into arrays in one pass over the heads, never decoding whole records.
 """
@@ -18,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic_core import from_json
 
-from scoring.customer_record import HEAD, RECORD_FORMAT
+from scoring.customer_record import HEAD, HEAD_V2, RECORD_FORMAT
 
 _NONE = -1
 
@@ -46,6 +47,22 @@ class Standings:
     """Microseconds since the epoch of the last evaluation."""
     vectors: NDArray[np.float64]
     """(n, 3): recency, frequency, monetary at that evaluation."""
+    band: NDArray[np.int64] | None = None
+    """Risk band code then (`scoring.customer_record.BANDS`), -1 without traits; None: all -1."""
+    p_alive: NDArray[np.float64] | None = None
+    """Probability alive then, NaN without traits; None: all NaN."""
+
+    @property
+    def bands(self) -> NDArray[np.int64]:
+        """`band`, with -1 for every row when there is none."""
+        return np.full(len(self.keys), _NONE, dtype=np.int64) if self.band is None else self.band
+
+    @property
+    def alive(self) -> NDArray[np.float64]:
+        """`p_alive`, with NaN for every row when there is none."""
+        if self.p_alive is None:
+            return np.full(len(self.keys), np.nan)
+        return self.p_alive
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -77,7 +94,8 @@ class Standings:
         """Read where each customer stands from its record's bytes (`keys` in the same order).
 
         Records of the current format are read from their fixed heads, all at
-        once; records of the first (all-JSON) format one by one.
+        once; those of format 2 share the head's first fields (the trait
+        fields read as none); records of the first (all-JSON) format one by one.
         """
         size = HEAD.size
         heads = b"".join([data[:size] for data in values])
@@ -85,10 +103,12 @@ class Standings:
             short = next(k for k, data in zip(keys, values, strict=True) if len(data) < size)
             raise ValueError(f"record of {short!r}: too short, not a record")
         table = np.frombuffer(heads, dtype=_HEAD_DTYPE)
-        legacy = np.flatnonzero(table["format"] == _JSON_START).tolist()
-        formats = np.delete(table["format"], legacy)
-        if not bool((formats == RECORD_FORMAT).all()):
-            raise ValueError(f"records of unknown format {set(formats.tolist())}")
+        fmt = table["format"]
+        legacy = np.flatnonzero(fmt == _JSON_START).tolist()
+        known = (fmt == RECORD_FORMAT) | (fmt == _FORMAT_2) | (fmt == _JSON_START)
+        if not bool(known.all()):
+            raise ValueError(f"records of unknown format {set(fmt[~known].tolist())}")
+        current = fmt == RECORD_FORMAT
         standings = cls(
             keys,
             table["segment"].astype(np.int64),
@@ -97,6 +117,8 @@ class Standings:
             np.column_stack(
                 [table["recency"], table["frequency"].astype(np.float64), table["monetary"]]
             ).reshape(-1, 3),
+            np.where(current, table["band"].astype(np.int64), _NONE),
+            np.where(current, table["p_alive"].astype(np.float64), np.nan),
         )
         for row in legacy:
             standings._set_legacy(row, from_json(values[row]))
@@ -114,8 +136,11 @@ class Standings:
 
 _HEAD_DTYPE = np.dtype(
     [("format", "u1"), ("segment", "<i4"), ("model_version", "<i4"), ("as_of", "<i8"),
-     ("recency", "<f8"), ("frequency", "<i4"), ("monetary", "<f8")]
+     ("recency", "<f8"), ("frequency", "<i4"), ("monetary", "<f8"), ("band", "i1"),
+     ("p_alive", "<f4"), ("repeat_days", "<i4")]
 )  # fmt: skip
 assert _HEAD_DTYPE.itemsize == HEAD.size  # noqa: S101 - the two layouts must agree
+assert HEAD_V2.size == _HEAD_DTYPE.fields["band"][1]  # type: ignore[index]  # noqa: S101 - format 2 is a prefix
+_FORMAT_2 = 2
 _JSON_START = ord("{")
 """The first byte of a record of the first format (all JSON)."""

@@ -14,12 +14,13 @@ them the same way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from schemas.segments import RiskBand
 from schemas.traits import PurchaseModel
 from scoring import bgnbd, gamma_gamma
 from scoring.bgnbd import BgNbdParams
@@ -29,12 +30,8 @@ Array = NDArray[np.float64]
 DEFAULT_HORIZON_DAYS = 90
 
 
-class Band(StrEnum):
-    """Churn-risk bands."""
-
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
+BAND_ORDER = (RiskBand.LOW, RiskBand.MEDIUM, RiskBand.HIGH)
+"""Bands from least to most at risk; a band's code is its index here."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +48,28 @@ class BandThresholds:
         ['low', 'medium', 'medium', 'high']
         """
         r = np.asarray(risk, dtype=np.float64)
-        out = np.where(r >= self.high, Band.HIGH.value, Band.MEDIUM.value)
-        return np.where(r < self.medium, Band.LOW.value, out)
+        out = np.where(r >= self.high, RiskBand.HIGH.value, RiskBand.MEDIUM.value)
+        return np.where(r < self.medium, RiskBand.LOW.value, out)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.medium < self.high <= 100.0:
+            raise ValueError(
+                f"band thresholds must satisfy 0 < medium < high <= 100, "
+                f"got {self.medium} and {self.high}"
+            )
+
+    def codes(self, risk: ArrayLike) -> NDArray[np.int64]:
+        """Each churn risk's band as its code (`BAND_ORDER`).
+
+        >>> BandThresholds().codes([10.0, 50.0, 75.0]).tolist()
+        [0, 1, 2]
+        """
+        r = np.asarray(risk, dtype=np.float64)
+        return (r >= self.medium).astype(np.int64) + (r >= self.high).astype(np.int64)
+
+    def above(self, code: int) -> float | None:
+        """The churn risk at which a customer leaves band `code` upwards (None: the top)."""
+        return (self.medium, self.high, None)[code]
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,38 @@ def churn_risk(quantiles: ArrayLike, churn: ArrayLike) -> Array:
     step = 100.0 / (len(q) - 1)
     index = np.searchsorted(q, c, side="right") - 1
     return np.clip(index, 0, len(q) - 1).astype(np.float64) * step
+
+
+def crossing_age(
+    model: TraitModel,
+    thresholds: BandThresholds,
+    codes: ArrayLike,
+    x: ArrayLike,
+    t_x: ArrayLike,
+) -> Array:
+    """The age (days since the first purchase) at which each customer, buying nothing
+    more, reaches the band above its `codes`; infinite for the top band and for
+    customers whose risk cannot grow (no repeat purchase: p_alive stays 1).
+
+    Churn risk reaches a threshold exactly when 1 - p_alive reaches the
+    population quantile at that percentile (`churn_risk`), and p_alive falls
+    with age in closed form (`scoring.bgnbd.age_at_p_alive`).
+    """
+    quantiles = np.asarray(model.churn_quantiles, dtype=np.float64)
+    step = 100.0 / (len(quantiles) - 1)
+    c = np.asarray(codes, dtype=np.int64)
+    alive_at = np.full(len(c), -1.0)  # p_alive at the crossing; -1: none
+    for code in range(len(BAND_ORDER) - 1):
+        threshold = thresholds.above(code)
+        assert threshold is not None  # noqa: S101 - only the top band has none
+        k = math.ceil(threshold / step - 1e-9)
+        if k < len(quantiles):
+            alive_at[c == code] = 1.0 - quantiles[k]
+    return np.where(
+        alive_at >= 0.0,
+        bgnbd.age_at_p_alive(model.bgnbd, np.maximum(alive_at, 0.0), x, t_x),
+        np.inf,
+    )
 
 
 def traits(

@@ -4,7 +4,8 @@ Each pipeline step delivers an event batch and, computed while the batch's
 outputs are on their way to Kafka, a sweep slice, with one flush (one wait
 for Kafka's acknowledgements) per step:
 
-1. the batch's dead letters, segment changes and assignments are sent; while
+1. the batch's dead letters, segment changes, risk-band changes and assignments
+   are sent; while
    Kafka appends them, the slice is computed and its outputs are sent too;
    then the step flushes: all of it is acknowledged, together with what the
    previous step sent after its own flush;
@@ -233,6 +234,12 @@ class Delivery:
             await outbox.send(
                 topics.changes, records[key].partition, key.encode(),
                 change.model_dump_json(exclude=leave_out).encode(),
+            )  # fmt: skip
+        for crossing in step.result.band_changes:
+            key = crossing.customer_id
+            await outbox.send(
+                topics.band_changes, records[key].partition, key.encode(),
+                crossing.model_dump_json().encode(),
             )  # fmt: skip
         for assignment in step.result.assignments:
             key = assignment.customer_id

@@ -22,10 +22,11 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, start_h
 from prometheus_client import Counter as PromCounter
 
 from schemas.model import RejectionReason
-from schemas.segments import SegmentChange
+from schemas.segments import RiskBandChange, SegmentChange
 from scoring.outcomes import Outcome
 from scoring.populations import Populations
 from scoring.reassignment import PartitionStatus
+from scoring.traits import BAND_ORDER
 
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -107,12 +108,42 @@ class WorkerMetrics:
         self.swept = PromCounter(
             "rescorer_swept_customers_total", "Customers re-scored by the sweep", registry=r
         )
+        self._trait_series(r)
         self.sweep_seconds = Histogram(
             "rescorer_sweep_duration_seconds", "Duration of one sweep tick", registry=r
         )
         self.batch_seconds = Histogram(
             "rescorer_batch_duration_seconds", "Duration of one event batch", registry=r
         )
+
+    def _trait_series(self, r: CollectorRegistry) -> None:
+        """Predictive traits: bands, p_alive, band changes, the calibration of expectations."""
+        self.band_population = Gauge(
+            "rescorer_segment_risk_band_population",
+            "Assigned customers with traits in owned partitions, by churn-risk band",
+            ["segment", "band"], registry=r,
+        )  # fmt: skip
+        self.p_alive_sum = Gauge(
+            "rescorer_segment_p_alive_sum",
+            "Sum of the probability alive of a segment's customers with traits (as of their "
+            "last evaluation); divide by the band populations' sum for the mean",
+            ["segment"], registry=r,
+        )  # fmt: skip
+        self.band_changes = PromCounter(
+            "rescorer_risk_band_changes_total", "Risk-band changes emitted",
+            ["segment", "from_band", "to_band", "reason"], registry=r,
+        )  # fmt: skip
+        self.expected_repeats = PromCounter(
+            "rescorer_expected_repeat_purchases_total",
+            "Repeat purchase days BG/NBD expected of re-scored customers since their previous "
+            "evaluation (by their segment now)",
+            ["segment"], registry=r,
+        )  # fmt: skip
+        self.actual_repeats = PromCounter(
+            "rescorer_repeat_purchases_total",
+            "Repeat purchase days those customers made in the same stretches",
+            ["segment"], registry=r,
+        )  # fmt: skip
 
     def _model_series(self, r: CollectorRegistry) -> None:
         """The active model and refused artifacts."""
@@ -265,13 +296,47 @@ class WorkerMetrics:
             )
 
     def publish_populations(self, populations: Populations) -> None:
-        """Segment and holdout populations as the state has them."""
+        """Segment, holdout and risk-band populations and p_alive sums as the state has them."""
         customers, held = populations.totals()
         self.population.clear()
         self.holdout_population.clear()
         for segment_id, value in customers.items():
             self.population.labels(self.name(segment_id)).set(value)
             self.holdout_population.labels(self.name(segment_id)).set(held[segment_id])
+        cells, alive = populations.bands()
+        self.band_population.clear()
+        self.p_alive_sum.clear()
+        for segment_id in {s for s, _ in cells}:
+            for code, band in enumerate(BAND_ORDER):  # every band, so an empty one reads 0
+                self.band_population.labels(self.name(segment_id), band.value).set(
+                    cells[(segment_id, code)]
+                )
+        for segment_id, total in alive.items():
+            self.p_alive_sum.labels(self.name(segment_id)).set(total)
+
+    def band_changed(self, changes: Iterable[RiskBandChange]) -> None:
+        """Count risk-band changes by segment, bands and why."""
+        moves: Counter[tuple[str, str, str, str]] = Counter()
+        for change in changes:
+            before = "none" if change.previous_band is None else change.previous_band.value
+            moves[(change.segment_name, before, change.band.value, change.reason.value)] += 1
+        for labels, n in moves.items():
+            self.band_changes.labels(*labels).inc(n)
+
+    def calibrate(
+        self, segments: NDArray[np.int64], expected: NDArray[np.float64], bought: NDArray[np.int64]
+    ) -> None:
+        """Add what the model expected and what customers did, per segment."""
+        ids, inverse = np.unique(segments, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        want = np.bincount(inverse, weights=expected, minlength=len(ids))
+        did = np.bincount(inverse, weights=bought.astype(np.float64), minlength=len(ids))
+        for segment_id, w, d in zip(ids.tolist(), want.tolist(), did.tolist(), strict=True):
+            name = self.name(segment_id)
+            if w > 0:
+                self.expected_repeats.labels(name).inc(w)
+            if d > 0:
+                self.actual_repeats.labels(name).inc(d)
 
     def set_model(self, version: int, created_at: float, names: Mapping[int, str]) -> None:
         """The active model: its version, age and the names populations are reported under."""

@@ -209,12 +209,23 @@ class Pipeline:
                 metrics.detections.inc(found)
                 log.info("distance drift detected (%d so far)", monitor.detections)
         metrics.count(result.counts, result.swept)
+        populations = self.state.populations
+        banded = False
+        for evaluation in result.evaluations:
+            rows, segments = evaluation.traits, evaluation.segment_ids
+            if rows is not None and segments is not None:
+                populations.rescored(rows, segments, evaluation.row_partitions)
+                metrics.calibrate(segments, rows.expected_since, rows.bought_since)
+                banded = True
+        if result.band_changes:
+            metrics.band_changed(result.band_changes)
         if result.changes:
             metrics.changed(result.changes)
             records = result.records
             partition_of = {c.customer_id: records[c.customer_id].partition for c in result.changes}
-            self.state.populations.moved(result.changes, partition_of)
-            metrics.publish_populations(self.state.populations)
+            populations.moved(result.changes, partition_of)
+        if result.changes or banded:
+            metrics.publish_populations(populations)
 
     def _observe_intake(self, intake: Intake) -> None:
         metrics = self.metrics

@@ -18,6 +18,7 @@ from scoring.online_clusters import DEFAULT_LEARNING_RATE
 from scoring.reassignment import RescoreConfig
 from scoring.retrain_policy import RetrainThresholds
 from scoring.sweep_slices import DEFAULT_BUDGET_SECONDS
+from scoring.traits import BandThresholds
 
 _DEFAULT_THRESHOLDS = RetrainThresholds()
 
@@ -80,6 +81,8 @@ class WorkerSettings(RescorerSettings):
             ),
             clock=self.clock,
             holdout=HoldoutPolicy.from_settings(self),
+            traits_horizon_days=self.traits_horizon_days,
+            bands=BandThresholds(self.risk_band_medium, self.risk_band_high),
         )
 
     def retrain_thresholds(self) -> RetrainThresholds:

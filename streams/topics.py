@@ -27,6 +27,7 @@ def ensure_topics(settings: WorkerSettings) -> None:
     wanted = [
         NewTopic(topics.events, n, rf),
         NewTopic(topics.changes, n, rf),
+        NewTopic(topics.band_changes, n, rf),
         NewTopic(topics.assignments, n, rf, topic_configs=COMPACT),
         NewTopic(topics.dead_letters, n, rf),
         NewTopic(topics.models, 1, rf, topic_configs={**COMPACT, "max.message.bytes": "8388608"}),

@@ -201,9 +201,11 @@ def test_each_principal_does_its_job_under_the_plan_and_nothing_more(
     finally:
         assert worker.stop() == 0, worker.tail()
 
-    # A reader sees changes only: not the events, not the assignments (not granted).
-    assert topic_errors(secured, "reader", [topics.changes, topics.events, topics.assignments]) == {
+    # A reader sees changes and band changes only: not the events, not the assignments.
+    seen = [topics.changes, topics.band_changes, topics.events, topics.assignments]
+    assert topic_errors(secured, "reader", seen) == {
         topics.changes: 0,
+        topics.band_changes: 0,
         topics.events: TOPIC_AUTHORIZATION_FAILED,
         topics.assignments: TOPIC_AUTHORIZATION_FAILED,
     }

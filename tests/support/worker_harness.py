@@ -39,6 +39,7 @@ class Stack:
         p = self.prefix
         return TopicNames(
             events=f"{p}-events", changes=f"{p}-changes", assignments=f"{p}-segments",
+            band_changes=f"{p}-band-changes",
             dead_letters=f"{p}-dlq", models=f"{p}-models", retrain_requests=f"{p}-retrain",
             feedback=f"{p}-feedback", feedback_latest=f"{p}-feedback-latest",
         )  # fmt: skip

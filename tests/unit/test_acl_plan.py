@@ -25,6 +25,7 @@ def test_the_worker_gets_its_topics_group_and_internal_prefix() -> None:
         ("READ", "topic", "segment-feedback", "literal"),
         ("WRITE", "topic", "segment-feedback-latest", "literal"),
         ("WRITE", "topic", "segment-changes", "literal"),
+        ("WRITE", "topic", "risk-band-changes", "literal"),
         ("WRITE", "topic", "customer-segments", "literal"),
         ("WRITE", "topic", "customer-events-dlq", "literal"),
         ("WRITE", "topic", "retrain-requests", "literal"),
@@ -42,10 +43,11 @@ def test_the_trainer_reads_events_and_requests_and_writes_models_only() -> None:
     assert ("READ", "group", "segment-rescorer-retrain", "literal") in trainer
 
 
-def test_readers_read_changes_and_assignments_only_when_granted() -> None:
+def test_readers_read_changes_band_changes_and_assignments_only_when_granted() -> None:
     default = grants_of(plan(TOPICS, "app", readers=["User:r"]), "User:r")
     assert default == {
         ("READ", "topic", "segment-changes", "literal"),
+        ("READ", "topic", "risk-band-changes", "literal"),
         ("READ", "group", "segment-readers", "prefixed"),
     }
     wider = grants_of(
@@ -75,6 +77,7 @@ def test_the_cli_prints_the_plan_and_refuses_bad_input_with_exit_2(
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "User:crm  READ     topic segment-changes",
+        "User:crm  READ     topic risk-band-changes",
         "User:crm  READ     group segment-readers*",
     ]
     assert main(["acl", "plan", "--principal-worker", "User:*"]) == 2

@@ -9,7 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scoring.customer_record import (
+    BANDS,
+    HEAD,
+    HEAD_V2,
     HISTORY_LIMIT,
+    RECORD_FORMAT,
     CustomerRecord,
     Move,
     epoch_micros,
@@ -35,6 +39,11 @@ moments = st.integers(0, 2_000_000_000_000_000).map(from_epoch_micros)
     version=st.none() | st.integers(1, 10**6),
     as_of=st.none() | moments,
     vector=st.none() | st.tuples(st.floats(0, 1e6), st.integers(0, 10**6), st.floats(0, 1e9)),
+    lifetime=st.none()
+    | st.tuples(st.integers(0, 30_000), st.integers(0, 10**4), st.integers(0, 10**12)),
+    refunds=st.dictionaries(st.integers(0, 30_000), st.integers(1, 10**12), max_size=5),
+    traits=st.none()
+    | st.tuples(st.sampled_from(BANDS), st.floats(0, 1, width=32), st.integers(0, 10**4)),
 )
 def test_dumps_loads_round_trip(
     window: int,
@@ -46,10 +55,15 @@ def test_dumps_loads_round_trip(
     version: int | None,
     as_of: datetime | None,
     vector: tuple[float, int, float] | None,
+    lifetime: tuple[int, int, int] | None,
+    refunds: dict[int, int],
+    traits: tuple[str, float, int] | None,
 ) -> None:
-    record = CustomerRecord(
-        CustomerState(window, last, days, seen), partition, segment, version, as_of, vector
-    )
+    first, retired, micros = lifetime or (None, 0, 0)
+    state = CustomerState(window, last, days, seen, first, retired, micros, refunds)
+    record = CustomerRecord(state, partition, segment, version, as_of, vector)
+    if traits is not None:
+        record.band, record.p_alive, record.repeat_days = traits
     again = CustomerRecord.loads(record.dumps())
     assert again == record
     assert again.dumps() == record.dumps()
@@ -96,7 +110,29 @@ def test_records_of_the_first_format_are_still_read() -> None:
     assert record.vector == (12.5, 3, 57.0)
     assert record.history[0].model_version == 4
     again = CustomerRecord.loads(record.dumps())  # written back in the current format
-    assert again == record and record.dumps()[0] == 2
+    assert again == record and record.dumps()[0] == RECORD_FORMAT
+
+
+def test_records_of_the_second_format_are_still_read() -> None:
+    """Format 2 (no trait fields, no lifetime summary) loads; the first purchase is derived."""
+    state = CustomerState(
+        window_days=365,
+        last_purchase=datetime(2025, 3, 1, 12, tzinfo=UTC),
+        days={20100: (1, 5_000_000), 20140: (2, 7_000_000), 20130: (0, -1_000_000)},
+    )
+    current = CustomerRecord(state, partition=2, segment_id=1, model_version=3)
+    current.as_of = datetime(2025, 3, 2, tzinfo=UTC)
+    current.vector = (1.0, 3, 11.0)
+    head = HEAD_V2.pack(2, 1, 3, epoch_micros(current.as_of), 1.0, 3, 11.0)
+    raw = current.dumps()
+    old = head + raw[HEAD.size :]
+    record = CustomerRecord.loads(old)
+    assert record.state.first_purchase_day == 20100  # the earliest purchase day held
+    assert (record.band, record.p_alive, record.repeat_days) == (None, None, None)
+    assert (record.segment_id, record.vector) == (1, (1.0, 3, 11.0))
+    standings = Standings.of_values(["c"], [old])
+    assert standings.bands.tolist() == [-1] and standings.alive[0] != standings.alive[0]
+    assert standings.vectors[0].tolist() == [1.0, 3.0, 11.0]
 
 
 def test_a_partitions_standings_equal_its_decoded_records() -> None:
@@ -107,6 +143,8 @@ def test_a_partitions_standings_equal_its_decoded_records() -> None:
             record.segment_id, record.model_version = n % 4, 7
             record.as_of = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(hours=n)
             record.vector = (n / 3, n % 5, 10.0 * n)
+            if n % 2:
+                record.band, record.p_alive, record.repeat_days = BANDS[n % 3], 0.5, n
         records.append((f"c{n}", record))
     standings = Standings.of_records((key, r.dumps()) for key, r in records)
     for row, (key, record) in enumerate(records):
@@ -117,5 +155,8 @@ def test_a_partitions_standings_equal_its_decoded_records() -> None:
         else:
             assert standings.as_of[row] == epoch_micros(record.as_of)
             assert tuple(standings.vectors[row]) == record.vector
+        band = -1 if record.band is None else BANDS.index(record.band)
+        assert standings.bands[row] == band
+        assert (standings.alive[row] == 0.5) == (record.p_alive is not None)
     with pytest.raises(ValueError, match="not a record"):
         Standings.of_records([("bad", b"\x02\x00")])
