@@ -345,6 +345,11 @@ class WorkerMetrics:
         self._created_at = created_at
         self._names = dict(names)
         self.centroid_drift.clear()
+        # The calibration counters start at zero for every segment, so the first purchases
+        # show in increase() rather than being taken for the counter's starting value.
+        for name in self._names.values():
+            self.expected_repeats.labels(name)
+            self.actual_repeats.labels(name)
 
     def name(self, segment_id: int) -> str:
         """A segment's label: its name in the active model."""

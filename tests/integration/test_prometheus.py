@@ -23,7 +23,7 @@ from rescorer.common import stop_process
 from rescorer.devkafka import ProvidedBroker
 from rescorer.devkafka.local import free_port
 from tests.support.monitoring import RULES, dashboard_queries, rule_queries
-from tests.support.toy_model import toy_model
+from tests.support.toy_model import toy_model_with_traits
 from tests.support.worker_harness import (
     Stack,
     WorkerProcess,
@@ -48,6 +48,15 @@ def query(port: int, expr: str) -> dict[str, Any]:
     except OSError as exc:  # HTTP 400 for a query Prometheus cannot parse
         return {"status": "error", "error": str(exc)}
     return answer
+
+
+def scraped(port: int) -> bool:
+    """Prometheus is up and has scraped its target."""
+    try:
+        targets = api(port, "/api/v1/targets")["data"]["activeTargets"]
+    except OSError:  # not listening yet
+        return False
+    return any(t["health"] == "up" for t in targets)
 
 
 def consumed(worker: WorkerProcess) -> float:
@@ -88,7 +97,7 @@ def test_every_dashboard_and_rule_query_returns_series(
         kafka.bootstrap_servers, f"p{uuid.uuid4().hex[:8]}", tmp_path, partitions=2,
         extra_env={"RESCORER_DRIFT_INTERVAL_SECONDS": "1", "RESCORER_LEARNING_RATE": "0.01"},
     )  # fmt: skip
-    publish_model(stack.settings(), toy_model())
+    publish_model(stack.settings(), toy_model_with_traits())
     worker = WorkerProcess(stack, "w")
     prometheus: subprocess.Popen[bytes] | None = None
     try:
@@ -96,6 +105,12 @@ def test_every_dashboard_and_rule_query_returns_series(
         prometheus, port = start_prometheus(
             prometheus_tools["prometheus"], tmp_path, f"127.0.0.1:{worker.metrics_port}"
         )
+        # Scraped before any traffic, so increase() over the run sees all of it.
+        wait_until(
+            "Prometheus to scrape the worker",
+            lambda: scraped(port),
+            worker, timeout=60,
+        )  # fmt: skip
         events, _ = generate(300, 120, datetime(2025, 3, 1, tzinfo=UTC), 1, 5, 0.0, None)
         bodies = list(event_bodies(events))
         # Two halves, the second after the first is processed: a batch coalesces a
@@ -110,13 +125,6 @@ def test_every_dashboard_and_rule_query_returns_series(
         )  # fmt: skip
         produce(stack, bodies[half:])
         produce_raw(stack, [malformed(bodies[i], k) for i, k in enumerate(MALFORMED_KINDS)])
-        wait_until(
-            "Prometheus to scrape the worker",
-            lambda: any(
-                t["health"] == "up" for t in api(port, "/api/v1/targets")["data"]["activeTargets"]
-            ),
-            worker, timeout=60,
-        )  # fmt: skip
         wait_until(
             "the traffic to be processed and scraped",
             lambda: query(port, f'sum(rescorer_events_consumed_total{{job="{JOB}"}})')["data"][

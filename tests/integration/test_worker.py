@@ -12,7 +12,14 @@ import pytest
 
 from offline.kafka_io import publish_model
 from rescorer.devkafka import ProvidedBroker
-from tests.support.toy_model import AT_RISK, CENTROIDS, CHAMPIONS, REGULAR, toy_model
+from tests.support.toy_model import (
+    AT_RISK,
+    CENTROIDS,
+    CHAMPIONS,
+    REGULAR,
+    toy_model,
+    toy_model_with_traits,
+)
 from tests.support.worker_harness import (
     Stack,
     WorkerProcess,
@@ -243,3 +250,45 @@ def test_metrics_count_what_the_worker_did(running: tuple[Stack, WorkerProcess])
     for name in set(latest.values()):
         expected = sum(1 for n in latest.values() if n == name)
         assert populations[f'rescorer_segment_population{{segment="{name}"}}'] == expected
+
+
+def test_a_model_with_traits_sends_band_changes_in_order_and_assignments_with_traits(
+    running: tuple[Stack, WorkerProcess],
+) -> None:
+    """Runs last: it moves the clock years ahead. A customer who bought on three days and
+    then fell silent goes Low -> Medium -> High on risk-band-changes, with reason recency."""
+    stack, worker = running
+    publish_model(stack.settings(), toy_model_with_traits(version=4))
+    worker.wait_for_log("switched to model v4", timeout=30)
+    start = T0 + timedelta(days=700)
+    produce(stack, [event(f"r-{d}", "risky", start + timedelta(days=d), 30.0) for d in (0, 4, 8)])
+
+    def crossings() -> list[dict[str, Any]]:
+        return [
+            c for c in read_all(stack, stack.topics.band_changes) if c["customer_id"] == "risky"
+        ]
+
+    wait_until("a first band", crossings, worker)
+    for day in (30, 60, 120, 240, 480, 900):  # the sweep finds each crossing on its day
+        clock_tick(stack, start + timedelta(days=day), f"risk-{day}")
+    seen = wait_until(
+        "the high band", lambda: (c := crossings()) and c[-1]["band"] == "high" and c, worker
+    )
+    assert [(c["previous_band"], c["band"]) for c in seen] == [
+        (None, "low"),
+        ("low", "medium"),
+        ("medium", "high"),
+    ]
+    assert [c["reason"] for c in seen[1:]] == ["recency", "recency"]
+    assert seen[0]["trigger_event_id"] in {"r-0", "r-4", "r-8"}  # one batch or several
+    assert seen[-1]["trigger_event_id"] is None
+    assert seen[-1]["p_alive"] < seen[0]["p_alive"]
+    final = latest_assignment(stack, "risky")
+    assert final is not None and final["schema_version"] == 3
+    assert final["traits"]["band"] == "high" and final["traits"]["horizon_days"] == 90.0
+    series = worker.metrics()
+    bands = {k: v for k, v in series.items() if k.startswith("rescorer_segment_risk_band_pop")}
+    assert sum(bands.values()) >= 1
+    emitted = read_all(stack, stack.topics.band_changes)
+    counted = sum(v for k, v in series.items() if k.startswith("rescorer_risk_band_changes_total"))
+    assert counted == len(emitted)

@@ -52,14 +52,8 @@ class Stack:
         env = {
             **os.environ,
             "RESCORER_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "RESCORER_TOPIC_EVENTS": t.events,
-            "RESCORER_TOPIC_CHANGES": t.changes,
-            "RESCORER_TOPIC_ASSIGNMENTS": t.assignments,
-            "RESCORER_TOPIC_DEAD_LETTERS": t.dead_letters,
-            "RESCORER_TOPIC_MODELS": t.models,
-            "RESCORER_TOPIC_RETRAIN_REQUESTS": t.retrain_requests,
-            "RESCORER_TOPIC_FEEDBACK": t.feedback,
-            "RESCORER_TOPIC_FEEDBACK_LATEST": t.feedback_latest,
+            # every topic, so one added to TopicNames cannot fall back to its shared default
+            **{f"RESCORER_TOPIC_{name.upper()}": str(v) for name, v in t.model_dump().items()},
             "RESCORER_APP_ID": self.prefix,
             "RESCORER_PARTITIONS": str(self.partitions),
             "RESCORER_MODEL_DIR": str(self.workdir / "no-models"),
