@@ -69,6 +69,7 @@ def emit(
     emission = Emission([], [], [], [], [])
     found = evaluation.traits
     bands = [None] * len(evaluation) if found is None else _band_names(found)
+    columns = None if found is None else _TraitColumns.of(found.traits, found.band, horizon_days)
     for row, (key, record) in enumerate(zip(evaluation.keys, evaluation.records, strict=True)):
         vector = evaluation.vectors[row]
         index = int(evaluation.chosen[row])
@@ -98,7 +99,7 @@ def emit(
                 dict(zip(active.membership_keys, evaluation.membership[row], strict=True)),
                 evaluation.confidence[row],
                 holdout.enabled and holdout.is_holdout(key, segment_id),
-                None if found is None else _traits(found.traits, found.band, row, horizon_days),
+                None if columns is None else columns.row(row),
             )  # fmt: skip
         if moved:
             move = Move(
@@ -110,11 +111,8 @@ def emit(
         if emitting:
             emission.assignments.append(out.assignment())
         if banded:
-            assert found is not None  # noqa: S101 - banded needs traits
-            assert band is not None  # noqa: S101
-            emission.band_changes.append(
-                out.band_change(record.band, band, found, row, why, now, trigger)
-            )
+            assert band is not None  # noqa: S101 - banded needs traits
+            emission.band_changes.append(out.band_change(record.band, band, why, now, trigger))
         emission.moves.append(move)
         # A sweep that only moved the clock forward needs no write: after a
         # restart the customer is simply due a little earlier.
@@ -165,17 +163,16 @@ class _Output:
         self,
         previous: str | None,
         band: str,
-        found: TraitRows,
-        row: int,
         reason: ChangeReason,
         now: datetime,
         trigger: str | None,
     ) -> RiskBandChange:
+        traits = self.traits
+        assert traits is not None  # noqa: S101 - a band needs traits
         return trusted(
             RiskBandChange, customer_id=self.customer_id,
             previous_band=None if previous is None else RiskBand(previous), band=RiskBand(band),
-            churn_risk=float(found.traits.churn_risk[row]),
-            p_alive=float(found.traits.p_alive[row]), segment_id=self.segment_id,
+            churn_risk=traits.churn_risk, p_alive=traits.p_alive, segment_id=self.segment_id,
             segment_name=self.segment_name, model_version=self.model_version, reason=reason,
             holdout=self.holdout, as_of=self.as_of, emitted_at=now, trigger_event_id=trigger,
         )  # fmt: skip
@@ -185,16 +182,34 @@ def _band_names(found: TraitRows) -> list[str | None]:
     return [BAND_ORDER[code].value for code in found.band.tolist()]
 
 
-def _traits(t: Traits, band: NDArray[np.int64], row: int, horizon_days: float) -> CustomerTraits:
-    """The message form of one row's traits."""
-    value = float(t.expected_value[row])
-    return trusted(
-        CustomerTraits, p_alive=float(t.p_alive[row]),
-        expected_purchases=float(t.expected_purchases[row]),
-        expected_value=None if value != value else value,
-        churn_risk=float(t.churn_risk[row]), band=BAND_ORDER[int(band[row])],
-        horizon_days=horizon_days,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class _TraitColumns:
+    """An evaluation's traits as Python lists, converted once rather than per row."""
+
+    p_alive: list[float]
+    expected_purchases: list[float]
+    expected_value: list[float]
+    churn_risk: list[float]
+    band: list[RiskBand]
+    horizon_days: float
+
+    @classmethod
+    def of(cls, t: Traits, band: NDArray[np.int64], horizon_days: float) -> _TraitColumns:
+        return cls(
+            t.p_alive.tolist(), t.expected_purchases.tolist(), t.expected_value.tolist(),
+            t.churn_risk.tolist(), [BAND_ORDER[code] for code in band.tolist()], horizon_days,
+        )  # fmt: skip
+
+    def row(self, row: int) -> CustomerTraits:
+        """The message form of one row's traits."""
+        value = self.expected_value[row]
+        return trusted(
+            CustomerTraits, p_alive=self.p_alive[row],
+            expected_purchases=self.expected_purchases[row],
+            expected_value=None if value != value else value,
+            churn_risk=self.churn_risk[row], band=self.band[row],
+            horizon_days=self.horizon_days,
+        )  # fmt: skip
 
 
 def standing_assignments(
@@ -229,6 +244,7 @@ def standing_assignments(
             active.traits, [r for _, r, _, _, _ in rows], [a for *_, a in rows],
             horizon_days, thresholds,
         )  # fmt: skip
+    columns = None if found is None else _TraitColumns.of(found[0], found[1], horizon_days)
     out = []
     for row, (key, _, vector, segment_id, as_of) in enumerate(rows):
         assert vector is not None  # noqa: S101 - filtered above
@@ -248,7 +264,7 @@ def standing_assignments(
                 membership=dict(zip(active.membership_keys, scores[row], strict=True)),
                 confidence=margins[row],
                 holdout=holdout.is_holdout(key, segment_id),
-                traits=None if found is None else _traits(found[0], found[1], row, horizon_days),
+                traits=None if columns is None else columns.row(row),
             )
         )
     return out
