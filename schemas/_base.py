@@ -84,3 +84,10 @@ def trusted(cls: type[M], **values: Any) -> M:
     object.__setattr__(model, "__pydantic_extra__", None)
     object.__setattr__(model, "__pydantic_private__", None)
     return model
+
+
+def json_bytes(model: BaseModel, *, exclude: set[str] | None = None) -> bytes:
+    """`model.model_dump_json(exclude=...).encode()` without the round trip through str
+    (pydantic serialises to bytes and `model_dump_json` decodes them): the hot path
+    sends several messages per event."""
+    return model.__pydantic_serializer__.to_json(model, exclude=exclude)

@@ -171,11 +171,14 @@ class _Output:
         assert traits is not None  # noqa: S101 - a band needs traits
         return trusted(
             RiskBandChange, customer_id=self.customer_id,
-            previous_band=None if previous is None else RiskBand(previous), band=RiskBand(band),
+            previous_band=None if previous is None else _BANDS[previous], band=_BANDS[band],
             churn_risk=traits.churn_risk, p_alive=traits.p_alive, segment_id=self.segment_id,
             segment_name=self.segment_name, model_version=self.model_version, reason=reason,
             holdout=self.holdout, as_of=self.as_of, emitted_at=now, trigger_event_id=trigger,
         )  # fmt: skip
+
+
+_BANDS = {band.value: band for band in RiskBand}
 
 
 def _band_names(found: TraitRows) -> list[str | None]:

@@ -69,14 +69,15 @@ def traits_at(
 ) -> tuple[Traits, IntArray, IntArray, tuple[FloatArray, FloatArray, FloatArray]]:
     """Traits and band codes of `records` at `as_of`, with each one's first purchase day
     and (x, t_x, T)."""
-    n = len(records)
-    first = np.empty(n, dtype=np.int64)
-    history = np.empty((n, 4), dtype=np.float64)  # x, t_x, T, m
-    for row, (record, at) in enumerate(zip(records, as_of, strict=True)):
-        life = record.state.lifetime(at) or _NO_HISTORY
-        first[row] = record.state.first_purchase_day or 0
-        history[row] = (life.x, life.t_x, life.T, life.mean_value)
-    x, t_x, T, m = history.T
+    firsts: list[int] = []
+    rows: list[tuple[int, int, int, float]] = []  # x, t_x, T, m
+    for record, at in zip(records, as_of, strict=True):
+        state = record.state
+        life = state.lifetime(at) or _NO_HISTORY
+        firsts.append(state.first_purchase_day or 0)
+        rows.append((life.x, life.t_x, life.T, life.mean_value))
+    first = np.asarray(firsts, dtype=np.int64)
+    x, t_x, T, m = np.asarray(rows, dtype=np.float64).reshape(-1, 4).T
     found = traits(model, x, t_x, T, m, horizon_days)
     return found, thresholds.codes(found.churn_risk), first, (x, t_x, T)
 

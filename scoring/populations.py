@@ -77,14 +77,13 @@ class Populations:
         """
         alive = found.traits.p_alive.astype(np.float32).astype(np.float64)
         had = found.before_segment >= 0
-        for partition in np.unique(partitions).tolist():
-            rows = partitions == partition
-            old = rows & had
-            self._shift(
-                partition, found.before_segment[old], found.before_band[old],
-                found.before_alive[old], -1,
-            )  # fmt: skip
-            self._shift(partition, segment_ids[rows], found.band[rows], alive[rows], 1)
+        self._count(
+            np.concatenate([partitions[had], partitions]),
+            np.concatenate([found.before_segment[had], segment_ids]),
+            np.concatenate([found.before_band[had], found.band]),
+            np.concatenate([found.before_alive[had], alive]),
+            np.concatenate([np.full(int(had.sum()), -1), np.ones(len(partitions), np.int64)]),
+        )
 
     def _shift(
         self,
@@ -94,17 +93,37 @@ class Populations:
         alive: np.ndarray,
         sign: int,
     ) -> None:
+        n = len(segments)
+        self._count(np.full(n, partition), segments, bands, alive, np.full(n, sign))
+
+    def _count(
+        self,
+        partitions: np.ndarray,
+        segments: np.ndarray,
+        bands: np.ndarray,
+        alive: np.ndarray,
+        signs: np.ndarray,
+    ) -> None:
+        """Add `signs` customers (and their signed p_alive) to each row's
+        (partition, segment, band) cell, grouped in one pass."""
         if not len(segments):
             return
-        cells = self._bands.setdefault(partition, Counter())
-        sums = self._alive.setdefault(partition, Counter())
-        pairs, counts = np.unique(np.column_stack([segments, bands]), axis=0, return_counts=True)
-        for (segment, band), n in zip(pairs.tolist(), counts.tolist(), strict=True):
-            cells[(segment, band)] += sign * n
-        ids, inverse = np.unique(segments, return_inverse=True)
-        totals = np.bincount(inverse.reshape(-1), weights=alive, minlength=len(ids))
-        for segment, total in zip(ids.tolist(), totals.tolist(), strict=True):
-            sums[segment] += sign * total
+        # Codes from 0: segment ids and bands from -1 (none), bands up to 2.
+        partitions = partitions.astype(np.int64)
+        segment_codes, band_codes = segments.astype(np.int64) + 1, bands.astype(np.int64) + 1
+        width = int(segment_codes.max()) + 1
+        cell_keys, inverse = np.unique(
+            (partitions * width + segment_codes) * 4 + band_codes, return_inverse=True
+        )
+        inverse = inverse.reshape(-1)
+        counts = np.bincount(inverse, weights=signs, minlength=len(cell_keys))
+        sums = np.bincount(inverse, weights=signs * alive, minlength=len(cell_keys))
+        for key, n, total in zip(cell_keys.tolist(), counts.tolist(), sums.tolist(), strict=True):
+            partition_segment, band = divmod(key, 4)
+            partition, segment = divmod(partition_segment, width)
+            segment -= 1
+            self._bands.setdefault(partition, Counter())[(segment, band - 1)] += int(n)
+            self._alive.setdefault(partition, Counter())[segment] += total
 
     def drop_partition(self, partition: int) -> None:
         """Forget a partition this worker no longer owns."""

@@ -40,6 +40,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from schemas._base import json_bytes
 from schemas.settings import TopicNames
 from scoring.reassignment import RescoreResult
 from streams.intake import Letter
@@ -225,7 +226,7 @@ class Delivery:
         for letter in step.letters:
             await outbox.send(
                 topics.dead_letters, letter.partition, letter.key,
-                letter.letter.model_dump_json().encode(),
+                json_bytes(letter.letter),
             )  # fmt: skip
         records = step.result.records
         leave_out = None if self.settings.changes_include_features else {"features"}
@@ -233,19 +234,19 @@ class Delivery:
             key = change.customer_id
             await outbox.send(
                 topics.changes, records[key].partition, key.encode(),
-                change.model_dump_json(exclude=leave_out).encode(),
+                json_bytes(change, exclude=leave_out),
             )  # fmt: skip
         for crossing in step.result.band_changes:
             key = crossing.customer_id
             await outbox.send(
                 topics.band_changes, records[key].partition, key.encode(),
-                crossing.model_dump_json().encode(),
+                json_bytes(crossing),
             )  # fmt: skip
         for assignment in step.result.assignments:
             key = assignment.customer_id
             await outbox.send(
                 topics.assignments, records[key].partition, key.encode(),
-                assignment.model_dump_json().encode(),
+                json_bytes(assignment),
             )  # fmt: skip
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:

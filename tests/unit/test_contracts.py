@@ -257,3 +257,20 @@ def test_trusted_construction_equals_validation_for_the_hot_path_contracts() -> 
     assert built_change.model_dump_json() == SegmentChange.model_validate(change).model_dump_json()
     with pytest.raises(TypeError, match=r"missing \['customer_id'\]"):
         trusted(SegmentAssignment, **{k: v for k, v in assignment.items() if k != "customer_id"})
+
+
+def test_json_bytes_are_the_model_dump_json_bytes_with_and_without_exclusions() -> None:
+    from schemas._base import json_bytes
+    from schemas.segments import ChangeReason, RfmFeatures, SegmentChange
+
+    at = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    change = SegmentChange(
+        customer_id="c1", previous_segment_id=1, previous_segment_name="New", segment_id=2,
+        segment_name="Loyal", model_version=4, reason=ChangeReason.EVENT, as_of=at,
+        emitted_at=at, trigger_event_id="e9",
+        features=RfmFeatures(recency_days=2.5, frequency=3, monetary=99.5), **SOFT,
+    )  # fmt: skip
+    assert json_bytes(change) == change.model_dump_json().encode()
+    lean = json_bytes(change, exclude={"features"})
+    assert lean == change.model_dump_json(exclude={"features"}).encode()
+    assert b'"features"' not in lean and b'"features"' in json_bytes(change)
