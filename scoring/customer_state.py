@@ -147,18 +147,33 @@ class CustomerState:
 
     def lifetime(self, as_of: datetime) -> Lifetime | None:
         """The whole purchase history at `as_of` (None before a first purchase)."""
-        first, last = self.first_purchase_day, self.last_purchase
-        if first is None or last is None or last > as_of:
+        scored = self.scored(as_of)
+        return None if scored is None else scored[1]
+
+    def scored(self, as_of: datetime) -> tuple[tuple[float, int, float], Lifetime | None] | None:
+        """`vector(as_of)` and `lifetime(as_of)` in one pass over the days (None before a
+        first purchase): what an evaluation with traits reads of every customer."""
+        last = self.last_purchase
+        if last is None or last > as_of:
             return None
+        start = first_window_day(as_of, self.window_days)
         end = day_number(as_of)
-        x = self.retired_days
-        micros = self.retired_micros
-        refunds = self.refunds
-        for day, (count, net) in self.days.items():
-            if count and first < day <= end:
-                x += 1
-                micros += (net + refunds.get(day, 0)) if refunds else net
-        return Lifetime(x, day_number(last) - first, end - first, micros)
+        first = self.first_purchase_day
+        after = end if first is None else first  # no repeat days without a first one
+        frequency = net = 0
+        x, repeat, refunds = self.retired_days, self.retired_micros, self.refunds
+        for day, (count, micros) in self.days.items():
+            if day <= end:
+                if day >= start:
+                    frequency += count
+                    net += micros
+                if count and day > after:
+                    x += 1
+                    repeat += (micros + refunds.get(day, 0)) if refunds else micros
+        vector = (recency_days(as_of, last), frequency, max(net, 0) / MICROS_PER_UNIT)
+        if first is None:
+            return vector, None
+        return vector, Lifetime(x, day_number(last) - first, end - first, repeat)
 
     def features(self, as_of: datetime) -> RfmFeatures | None:
         """RFM at `as_of` (not before any event applied), or None before a first purchase."""

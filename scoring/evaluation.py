@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from schemas.segments import ChangeReason
 from scoring.active_model import ActiveModel
 from scoring.customer_record import CustomerRecord, epoch_micros
+from scoring.customer_state import Lifetime
 from scoring.hysteresis import choose_many
 from scoring.live_traits import TraitRows, score_traits
 from scoring.membership import confidence, membership
@@ -124,6 +125,8 @@ def evaluate(
     rows: list[tuple[str, CustomerRecord, datetime, tuple[float, int, float]]] = []
     owners: list[int] = []
     unscored: list[tuple[str, CustomerRecord]] = []
+    with_traits = active.traits is not None
+    lifetimes: list[Lifetime | None] = []
     for key, record in items:
         slot = slot_of.get(record.partition)
         if slot is None:
@@ -131,10 +134,19 @@ def evaluate(
             partitions.append(record.partition)
         watermark = watermarks[record.partition]
         as_of = watermark if record.as_of is None or record.as_of < watermark else record.as_of
-        vector = record.state.vector(as_of)
-        if vector is None:  # no purchase yet: remember the state, assign nothing
-            unscored.append((key, record))
-            continue
+        if with_traits:  # the RFM vector and the whole history in one pass
+            scored = record.state.scored(as_of)
+            if scored is None:  # no purchase yet: remember the state, assign nothing
+                unscored.append((key, record))
+                continue
+            vector, lifetime = scored
+            lifetimes.append(lifetime)
+        else:
+            plain = record.state.vector(as_of)
+            if plain is None:
+                unscored.append((key, record))
+                continue
+            vector = plain
         rows.append((key, record, as_of, vector))
         owners.append(slot)
     if not rows:
@@ -171,6 +183,7 @@ def evaluate(
         found = score_traits(
             active.traits, records, [a for _, _, a, _ in rows], as_of_micros,
             (had, before, before_as_of), horizon_days=horizon_days, thresholds=bands,
+            lifetimes=lifetimes,
         )  # fmt: skip
         due = np.minimum(due, found.crossing)
     evaluation = Evaluation(

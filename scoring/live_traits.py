@@ -66,15 +66,18 @@ def traits_at(
     as_of: Sequence[datetime],
     horizon_days: float,
     thresholds: BandThresholds,
+    lifetimes: Sequence[Lifetime | None] | None = None,
 ) -> tuple[Traits, IntArray, IntArray, tuple[FloatArray, FloatArray, FloatArray]]:
     """Traits and band codes of `records` at `as_of`, with each one's first purchase day
-    and (x, t_x, T)."""
+    and (x, t_x, T); `lifetimes`, when given, are the records' `lifetime(as_of)`."""
+    if lifetimes is None:
+        lifetimes = [r.state.lifetime(at) for r, at in zip(records, as_of, strict=True)]
     firsts: list[int] = []
     rows: list[tuple[int, int, int, float]] = []  # x, t_x, T, m
-    for record, at in zip(records, as_of, strict=True):
-        state = record.state
-        life = state.lifetime(at) or _NO_HISTORY
-        firsts.append(state.first_purchase_day or 0)
+    for record, life in zip(records, lifetimes, strict=True):
+        firsts.append(record.state.first_purchase_day or 0)
+        if life is None:
+            life = _NO_HISTORY
         rows.append((life.x, life.t_x, life.T, life.mean_value))
     first = np.asarray(firsts, dtype=np.int64)
     x, t_x, T, m = np.asarray(rows, dtype=np.float64).reshape(-1, 4).T
@@ -91,10 +94,13 @@ def score_traits(
     *,
     horizon_days: float,
     thresholds: BandThresholds,
+    lifetimes: Sequence[Lifetime | None] | None = None,
 ) -> TraitRows:
     """The `TraitRows` of `records` scored at `as_of`; `previous` is the evaluation's
     (had, features, as-of micros) of each record's last evaluation."""
-    found, band, first, (x, t_x, T) = traits_at(model, records, as_of, horizon_days, thresholds)
+    found, band, first, (x, t_x, T) = traits_at(
+        model, records, as_of, horizon_days, thresholds, lifetimes
+    )
     today = as_of_micros // MICROS_PER_DAY
     age = crossing_age(model, thresholds, band, x, t_x)
     finite = np.isfinite(age)

@@ -12,6 +12,7 @@ from offline.event_validation import EVENT_SCHEMA
 from offline.features import rfm_features
 from schemas import CustomerEvent, EventType
 from scoring.customer_state import CustomerState
+from scoring.rfm import amount_to_micros, day_number
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
 
@@ -95,3 +96,39 @@ def test_state_stays_bounded_by_the_window() -> None:
         )
     assert len(state.days) <= 31
     assert len(state.seen) <= 31 * 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(event_strategy, min_size=1, max_size=40),
+    st.lists(st.integers(-60 * 24 * 30, 60 * 24 * 600), min_size=1, max_size=4),
+)
+def test_one_pass_scoring_equals_the_vector_and_a_recount_of_the_history(
+    events: list[CustomerEvent], offsets: list[int]
+) -> None:
+    events = list({e.event_id: e for e in unique_ids(events)}.values())
+    state = CustomerState(window_days=800)  # nothing leaves the window: the recount is plain
+    watermark = START
+    for event in sorted(events, key=lambda e: e.occurred_at):
+        watermark = max(watermark, event.occurred_at)
+        state.apply(event, watermark)
+    purchases = [e for e in events if e.type is EventType.PURCHASE]
+    for minutes in offsets:
+        as_of = START + timedelta(minutes=minutes)
+        scored = state.scored(as_of)
+        vector = state.vector(as_of)
+        if vector is None:
+            assert scored is None and state.lifetime(as_of) is None
+            continue
+        assert scored is not None and scored[0] == vector
+        life = scored[1]
+        assert life is not None and life == state.lifetime(as_of)
+        first, end = min(day_number(e.occurred_at) for e in purchases), day_number(as_of)
+        repeat = {day_number(e.occurred_at) for e in purchases} - {first}
+        repeat = {d for d in repeat if d <= end}
+        last = max(e.occurred_at for e in purchases)
+        assert (life.x, life.t_x, life.T) == (len(repeat), day_number(last) - first, end - first)
+        assert life.repeat_micros == sum(
+            amount_to_micros(e.amount or 0.0) for e in purchases
+            if day_number(e.occurred_at) in repeat
+        )  # fmt: skip
