@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import betaln, gammaln
+from scipy.special import betaln, digamma, gammaln
 
 from scoring.bgnbd import BgNbdParams
 from scoring.gamma_gamma import GammaGammaParams
@@ -80,11 +80,16 @@ keep the optimiser going for minutes; at the bound the model is already geometri
 
 
 def _maximise(
-    negative: Callable[[np.ndarray], float], start: np.ndarray, names: str
+    negative: Callable[[np.ndarray], float | tuple[float, np.ndarray]],
+    start: np.ndarray,
+    names: str,
+    *,
+    gradient: bool = False,
 ) -> tuple[np.ndarray, float]:
-    """Minimise `negative` over bounded log-parameters with L-BFGS-B."""
+    """Minimise `negative` over bounded log-parameters with L-BFGS-B; with `gradient`,
+    `negative` returns its gradient too (else L-BFGS-B differences it numerically)."""
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
-    result = minimize(negative, start, method="L-BFGS-B", bounds=bounds,
+    result = minimize(negative, start, method="L-BFGS-B", bounds=bounds, jac=gradient or None,
                       options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})  # fmt: skip
     values = np.exp(np.asarray(result.x, dtype=np.float64))
     if not np.all(np.isfinite(values)) or not np.isfinite(result.fun):
@@ -108,22 +113,58 @@ def _bgnbd_negative(
     t_x: np.ndarray,
     T: np.ndarray,
     weights: np.ndarray,
-) -> Callable[[np.ndarray], float]:
-    """-log-likelihood of log-parameters, equal to `scoring.bgnbd.log_likelihood`'s sum."""
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """-log-likelihood of log-parameters, equal to `scoring.bgnbd.log_likelihood`'s sum,
+    and its gradient.
+
+    Per customer the likelihood is exp(common) * (A + B), A the "still alive"
+    term (alpha + T)^-(r+x) and B, for repeat buyers, the "dropped out after
+    the last purchase" term a / (b + x - 1) * (alpha + t_x)^-(r+x); with the
+    shares wA = A / (A + B) and wB = B / (A + B), each partial derivative is
+    the derivative of `common` plus wA and wB times those of log A and log B,
+    all in closed form (digamma for the gamma and beta functions); times the
+    parameter, for the log scale searched.
+    """
     dx, dt, dT = _Distinct(x), _Distinct(t_x), _Distinct(T)
     repeat = x > 0
     ux = dx.values
 
-    def negative(log_params: np.ndarray) -> float:
+    def negative(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         r, alpha, a, b = np.exp(log_params)
         common = dx.gather(gammaln(r + ux) + betaln(a, b + ux)) - gammaln(r) - betaln(a, b)
         common += r * np.log(alpha)
         rx = r + x
-        stayed = -rx * dT.gather(np.log(alpha + dT.values))
-        drop = dx.gather(np.log(a) - np.log(np.where(ux > 0, b + ux - 1, 1.0)))
-        left = np.where(repeat, drop - rx * dt.gather(np.log(alpha + dt.values)), -np.inf)
-        total = float(np.dot(weights, common + np.logaddexp(stayed, left)))
-        return -total if np.isfinite(total) else np.inf
+        log_T, log_t = dT.gather(np.log(alpha + dT.values)), dt.gather(np.log(alpha + dt.values))
+        stayed = -rx * log_T
+        lag = np.where(ux > 0, b + ux - 1, 1.0)  # b + x - 1 of the repeat buyers
+        drop = dx.gather(np.log(a) - np.log(lag))
+        left = np.where(repeat, drop - rx * log_t, -np.inf)
+        both = np.logaddexp(stayed, left)
+        total = float(np.dot(weights, common + both))
+        if not np.isfinite(total):
+            return np.inf, np.zeros(4)
+        w_stayed = weights * np.exp(stayed - both)
+        w_left = weights * np.exp(left - both)  # 0 where x = 0
+        inv_T = dT.gather(1.0 / (alpha + dT.values))
+        inv_t = dt.gather(1.0 / (alpha + dt.values))
+        digamma_x = dx.gather(digamma(r + ux))
+        digamma_abx = dx.gather(digamma(a + b + ux))
+        d_r = (
+            np.dot(weights, digamma_x) + weights.sum() * (np.log(alpha) - digamma(r))
+            - np.dot(w_stayed, log_T) - np.dot(w_left, log_t)
+        )  # fmt: skip
+        d_alpha = (
+            weights.sum() * r / alpha
+            - np.dot(w_stayed, rx * inv_T) - np.dot(w_left, rx * inv_t)
+        )  # fmt: skip
+        d_a = weights.sum() * digamma(a + b) - np.dot(weights, digamma_abx) + w_left.sum() / a
+        d_b = (
+            np.dot(weights, dx.gather(digamma(b + ux)) - digamma_abx)
+            + weights.sum() * (digamma(a + b) - digamma(b))
+            - np.dot(w_left, dx.gather(1.0 / lag))
+        )  # fmt: skip
+        gradient = np.array([r * d_r, alpha * d_alpha, a * d_a, b * d_b])
+        return -total, -gradient
 
     return negative
 
@@ -136,7 +177,7 @@ def fit_bgnbd(summary: PurchaseSummary) -> BgNbdFit:
     unique, weights = np.unique(rows, axis=0, return_counts=True)
     negative = _bgnbd_negative(unique[:, 0], unique[:, 1], unique[:, 2], weights.astype(np.float64))
     start = np.log([1.0, max(float(np.mean(summary.T)), 1.0), 1.0, 1.0])
-    (r, alpha, a, b), ll = _maximise(negative, start, "BG/NBD")
+    (r, alpha, a, b), ll = _maximise(negative, start, "BG/NBD", gradient=True)
     params = BgNbdParams(float(r), float(alpha), float(a), float(b))
     return BgNbdFit(params, ll, len(summary), len(unique))
 

@@ -109,4 +109,23 @@ def test_the_fit_evaluates_the_same_likelihood_as_the_closed_forms() -> None:
     params = BgNbdParams(0.4, 20.0, 0.8, 2.5)
     expected = float(np.dot(weights, bgnbd.log_likelihood(params, x, t_x, T)))
     log_params = np.log([params.r, params.alpha, params.a, params.b])
-    assert -_bgnbd_negative(x, t_x, T, weights)(log_params) == pytest.approx(expected, rel=1e-12)
+    value, _ = _bgnbd_negative(x, t_x, T, weights)(log_params)
+    assert -value == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_bgnbd_gradient_equals_the_likelihoods_finite_differences() -> None:
+    from scipy.optimize import approx_fprime
+
+    from offline.clv_fit import _bgnbd_negative
+
+    rng = np.random.default_rng(5)
+    T = rng.integers(1, 300, 800).astype(float)
+    x = np.minimum(rng.poisson(2, 800), T).astype(float)
+    t_x = np.where(x > 0, np.maximum(np.floor(rng.uniform(0, 1, 800) * T), x), 0.0)
+    weights = rng.integers(1, 5, 800).astype(float)
+    negative = _bgnbd_negative(x, t_x, T, weights)
+    for params in ([0.4, 20.0, 0.8, 2.5], [2.0, 3.0, 0.05, 40.0], [0.24, 30.0, 0.79, 2.43]):
+        at = np.log(params)
+        _, gradient = negative(at)
+        numeric = approx_fprime(at, lambda p: negative(p)[0], 1e-6)
+        assert gradient == pytest.approx(numeric, rel=1e-4, abs=1e-3)
