@@ -169,12 +169,22 @@ def _bgnbd_negative(
     return negative
 
 
+def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of the columns side by side, sorted, and how often each occurs
+    (`np.unique(axis=0, return_counts=True)` through one lexsort, several times faster)."""
+    rows = np.stack(columns, axis=1)
+    if not len(rows):
+        return rows, np.zeros(0, dtype=np.int64)
+    ordered = rows[np.lexsort(columns[::-1])]
+    starts = np.flatnonzero(np.r_[True, np.any(ordered[1:] != ordered[:-1], axis=1)])
+    return ordered[starts], np.diff(np.r_[starts, len(ordered)])
+
+
 def fit_bgnbd(summary: PurchaseSummary) -> BgNbdFit:
     """Maximum likelihood BG/NBD on the summary, customers grouped by (x, t_x, T)."""
     if len(summary) == 0:
         raise FitFailed("BG/NBD: no customer with a purchase")
-    rows = np.stack([summary.x, summary.t_x, summary.T], axis=1)
-    unique, weights = np.unique(rows, axis=0, return_counts=True)
+    unique, weights = _distinct_rows(summary.x, summary.t_x, summary.T)
     negative = _bgnbd_negative(unique[:, 0], unique[:, 1], unique[:, 2], weights.astype(np.float64))
     start = np.log([1.0, max(float(np.mean(summary.T)), 1.0), 1.0, 1.0])
     (r, alpha, a, b), ll = _maximise(negative, start, "BG/NBD", gradient=True)

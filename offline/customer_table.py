@@ -173,36 +173,31 @@ def _rfm(at: datetime, start: datetime, suffix: str) -> tuple[list[pl.Expr], lis
 def lifetime_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
     """The whole-history purchase summary per customer with a purchase by T.
 
-    In two steps: purchases by (customer, UTC day), then per customer; a day
-    counts up to T-H when one of its purchases was at or before T-H.
+    One group-by of the purchases by customer: the purchase days are the
+    distinct UTC days (a day counts up to T-H when one of its purchases was at
+    or before T-H), the first day's amount the purchases on the earliest one.
     """
     bought = (pl.col("type") == "purchase") & (pl.col("occurred_at") <= horizon.as_of)
     then = horizon.then or horizon.as_of
-    by_day = (
-        deduplicated.filter(bought)
-        .select(
-            "customer_id",
-            (pl.col("occurred_at").dt.epoch("us") // MICROS_PER_DAY).alias("day"),
-            amount_micros().alias("micros"),
-            (pl.col("occurred_at") <= then).alias("by_then"),
-        )
-        .with_columns(pl.when("by_then").then("micros").otherwise(0).alias("micros_then"))
-        .group_by("customer_id", "day")
-        .agg(pl.col("micros").sum(), pl.col("micros_then").sum(), pl.col("by_then").any())
+    purchases = deduplicated.filter(bought).select(
+        "customer_id",
+        (pl.col("occurred_at").dt.epoch("us") // MICROS_PER_DAY).alias("day"),
+        amount_micros().alias("micros"),
+        (pl.col("occurred_at") <= then).alias("by_then"),
     )
-    days = pl.col("day")
+    days, micros = pl.col("day"), pl.col("micros")
     columns = [
         days.min().alias("first_purchase_day"),
-        pl.len().cast(pl.Int64).alias("purchase_days"),
-        pl.col("micros").sum().alias("purchase_micros"),
-        pl.col("micros").filter(days == days.min()).sum().alias("first_day_micros"),
+        days.n_unique().cast(pl.Int64).alias("purchase_days"),
+        micros.sum().alias("purchase_micros"),
+        micros.filter(days == days.min()).sum().alias("first_day_micros"),
     ]
     if horizon.then is not None:
         columns += [
-            pl.col("by_then").sum().cast(pl.Int64).alias(f"purchase_days{THEN}"),
-            pl.col("micros_then").sum().alias(f"purchase_micros{THEN}"),
+            days.filter("by_then").n_unique().cast(pl.Int64).alias(f"purchase_days{THEN}"),
+            micros.filter("by_then").sum().alias(f"purchase_micros{THEN}"),
         ]
-    return by_day.group_by("customer_id").agg(columns)
+    return purchases.group_by("customer_id").agg(columns)
 
 
 def _with_lifetime(rows: pl.LazyFrame, lifetime: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:

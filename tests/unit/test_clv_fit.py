@@ -129,3 +129,16 @@ def test_the_bgnbd_gradient_equals_the_likelihoods_finite_differences() -> None:
         _, gradient = negative(at)
         numeric = approx_fprime(at, lambda p: negative(p)[0], 1e-6)
         assert gradient == pytest.approx(numeric, rel=1e-4, abs=1e-3)
+
+
+def test_distinct_rows_equal_numpys_unique_rows() -> None:
+    from offline.clv_fit import _distinct_rows
+
+    rng = np.random.default_rng(8)
+    columns = [rng.integers(0, 4, 3000).astype(float) for _ in range(3)]
+    columns[1][::7] += 0.5  # fractional values group as exactly as whole ones
+    found, counts = _distinct_rows(*columns)
+    expected, expected_counts = np.unique(np.stack(columns, axis=1), axis=0, return_counts=True)
+    assert np.array_equal(found, expected) and np.array_equal(counts, expected_counts)
+    empty, none = _distinct_rows(np.zeros(0), np.zeros(0), np.zeros(0))
+    assert empty.shape == (0, 3) and len(none) == 0
