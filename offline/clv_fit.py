@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln
 
@@ -32,7 +33,7 @@ class FitFailed(RuntimeError):
 class PurchaseSummary:
     """One row per customer with a purchase: x, t_x, T (days) and m (currency)."""
 
-    customer_id: list[str]
+    customer_id: pl.Series
     x: np.ndarray
     t_x: np.ndarray
     T: np.ndarray
@@ -47,7 +48,7 @@ class PurchaseSummary:
         if len(self) <= size:
             return self
         keep = np.sort(np.random.default_rng(seed).choice(len(self), size, replace=False))
-        ids = [self.customer_id[i] for i in keep]
+        ids = self.customer_id.gather(keep)
         return PurchaseSummary(ids, self.x[keep], self.t_x[keep], self.T[keep], self.m[keep])
 
 

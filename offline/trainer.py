@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -168,10 +169,14 @@ def train(
 ) -> TrainResult:
     """Fit, validate, name and package segments for the events in `history`."""
     data = _data(history, config, progress)
-    fitted = _fit(data, config, previous, progress)
-    checks = _check(history, data, fitted, config, progress)
-    progress("fitting BG/NBD and Gamma-Gamma for the predictive traits")
-    traits = purchase_model(data.table, data.horizon)
+    # The predictive fit needs only the customer table: it runs beside the segments'
+    # fit and validation (numpy, scipy and polars release the GIL in their loops).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="purchase-model") as pool:
+        fitting = pool.submit(purchase_model, data.table, data.horizon)
+        fitted = _fit(data, config, previous, progress)
+        checks = _check(history, data, fitted, config, progress)
+        progress("fitting BG/NBD and Gamma-Gamma for the predictive traits")
+        traits = fitting.result()
     model = _with_traits(_package(data, fitted, checks, config, previous), traits, data, fitted)
     return TrainResult(
         model, data.features, fitted.segment_ids, fitted.segmenter.candidates_, checks.internal,

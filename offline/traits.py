@@ -58,7 +58,7 @@ def summary_at(table: CustomerTable, at: datetime, *, then: bool = False) -> Pur
     ).astype(np.float64)
     m = np.where(x > 0, repeat_micros / np.maximum(x, 1) / MICROS_PER_UNIT, 0.0)
     return PurchaseSummary(
-        rows["customer_id"].to_list(),
+        rows["customer_id"],
         x,
         _days(rows[f"last_purchase{suffix}"]) - first,
         _day(at) - first,

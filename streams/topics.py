@@ -16,15 +16,16 @@ class TopicMismatch(RuntimeError):
     """An existing topic cannot serve the worker as configured."""
 
 
-def ensure_topics(settings: WorkerSettings) -> None:
-    """Create missing topics; refuse an events topic whose partition count differs.
+def wanted_topics(settings: WorkerSettings) -> list[NewTopic]:
+    """Every topic the worker reads or writes, as it creates them.
 
-    The events topic, the outputs and Faust's changelogs must all have
-    ``settings.partitions`` partitions: state is co-partitioned with input.
+    Keyed topics have ``settings.partitions`` partitions (state is
+    co-partitioned with input); the latest-value topics are compacted; models
+    and retrain requests are one ordered partition, and models may be large.
     """
     topics = settings.topics
     n, rf = settings.partitions, settings.replication_factor
-    wanted = [
+    return [
         NewTopic(topics.events, n, rf),
         NewTopic(topics.changes, n, rf),
         NewTopic(topics.band_changes, n, rf),
@@ -35,6 +36,16 @@ def ensure_topics(settings: WorkerSettings) -> None:
         NewTopic(topics.feedback, n, rf),
         NewTopic(topics.feedback_latest, n, rf, topic_configs=COMPACT),
     ]
+
+
+def ensure_topics(settings: WorkerSettings) -> None:
+    """Create missing topics; refuse an events topic whose partition count differs.
+
+    The events topic, the outputs and Faust's changelogs must all have
+    ``settings.partitions`` partitions: state is co-partitioned with input.
+    """
+    topics, n = settings.topics, settings.partitions
+    wanted = wanted_topics(settings)
     admin = KafkaAdminClient(**settings.kafka_python_config())
     try:
         existing = set(admin.list_topics())

@@ -74,7 +74,7 @@ def test_a_summary_counts_repeat_days_not_rows() -> None:
                         ("a", date(2024, 1, 5), 20.0), ("a", date(2024, 1, 9), 30.0),
                         ("b", date(2024, 1, 3), 8.0)])  # fmt: skip
     found = summary(events, datetime(2024, 1, 10, 12, tzinfo=UTC))
-    assert found.customer_id == ["a", "b"]
+    assert found.customer_id.to_list() == ["a", "b"]
     np.testing.assert_array_equal(found.x, [2, 0])
     np.testing.assert_array_equal(found.t_x, [8, 0])
     np.testing.assert_array_equal(found.T, [9, 7])
@@ -88,7 +88,7 @@ def test_purchases_after_the_end_are_left_out() -> None:
 
 
 def test_nothing_to_fit_says_so() -> None:
-    empty = PurchaseSummary([], *(np.zeros(0) for _ in range(4)))
+    empty = PurchaseSummary(pl.Series([], dtype=pl.String), *(np.zeros(0) for _ in range(4)))
     with pytest.raises(FitFailed, match="no customer"):
         fit_bgnbd(empty)
     with pytest.raises(FitFailed, match="fewer than two repeat buyers"):
