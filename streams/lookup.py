@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -60,6 +60,30 @@ def history_limit(text: str | None) -> int | str:
     if not 1 <= limit <= HISTORY_LIMIT:
         return f"limit must be between 1 and {HISTORY_LIMIT} (the history kept per customer)"
     return limit
+
+
+def group_populations(
+    answers: Sequence[Mapping[str, Any] | None],
+) -> tuple[dict[str, int], dict[str, int], set[int]]:
+    """The group's populations and holdout populations per segment id, and the partitions
+    reporting, from every worker's ``/segments/local`` answer (None: it did not answer).
+
+    >>> group_populations([{"partitions": [0], "population": {"1": 2}, "holdout": {}},
+    ...                    None, {"partitions": [1], "population": {"1": 3}, "holdout": {"1": 1}}])
+    ({'1': 5}, {'1': 1}, {0, 1})
+    """
+    population: dict[str, int] = {}
+    held: dict[str, int] = {}
+    partitions: set[int] = set()
+    for answer in answers:
+        if answer is None:
+            continue
+        partitions.update(answer["partitions"])
+        for key, n in answer["population"].items():
+            population[key] = population.get(key, 0) + int(n)
+        for key, n in answer["holdout"].items():
+            held[key] = held.get(key, 0) + int(n)
+    return population, held, partitions
 
 
 class Lookup:
@@ -219,17 +243,7 @@ class Lookup:
             return view.error(503, "no model is loaded yet")
         members = await self._members()
         answers = await asyncio.gather(*(self._fetch(url) for url in members))
-        population: dict[str, int] = {}
-        held: dict[str, int] = {}
-        partitions: set[int] = set()
-        for answer in answers:
-            if answer is None:
-                continue
-            partitions.update(answer["partitions"])
-            for key, n in answer["population"].items():
-                population[key] = population.get(key, 0) + int(n)
-            for key, n in answer["holdout"].items():
-                held[key] = held.get(key, 0) + int(n)
+        population, held, partitions = group_populations(answers)
         model = rescorer.model
         return view.json(
             {
