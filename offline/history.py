@@ -4,8 +4,8 @@ An `EventHistory` is validated events plus what was rejected reading them. It
 answers three questions: its time span, the per-customer table at a horizon
 (`offline.customer_table`), and the events of a few given customers (for the
 sensitivity check). Implementations: `offline.events_io.EventLog` (in memory:
-Kafka history, small files), `offline.partitioned_log.PartitionedLog` (files
-split by customer on local disk, out of core) and
+small files, tests), `offline.partitioned_log.PartitionedLog` (files or the
+events topic split by customer on local disk, out of core) and
 `offline.spark_history.SparkHistory` (Spark, local or a cluster).
 """
 

@@ -1,20 +1,17 @@
-"""The trainer's Kafka edge: read the event history, publish a model."""
+"""The trainer's Kafka edge: models published, the latest feedback read.
+
+(The event history is read by `offline.kafka_history`.)
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import polars as pl
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from offline.errors import InputError, KafkaUnavailable
-from offline.event_files import RAW_SCHEMA, raw_row
-from offline.event_validation import Rejections, validate
-from offline.events_io import EventLog, add_rejected, finish
+from offline.errors import KafkaUnavailable
 from schemas.feedback import SegmentFeedback
 from schemas.model import SegmentModel, sign_model
 from schemas.settings import RescorerSettings
@@ -72,74 +69,6 @@ def open_consumer(settings: RescorerSettings, **options: Any) -> KafkaConsumer:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
         ) from exc
-
-
-def read_event_history(
-    settings: RescorerSettings,
-    max_reject_share: float,
-    progress: Callable[[str], None] | None = None,
-) -> EventLog:
-    """Every event on the events topic, from the beginning to the end offsets at start."""
-    topic = settings.topics.events
-    consumer = open_consumer(settings, group_id=None, consumer_timeout_ms=10_000)
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise InputError(f"topic {topic} does not exist or has no partitions")
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        end = consumer.end_offsets(assigned)
-        remaining = {tp: off for tp, off in end.items() if off > consumer.position(tp)}
-        records: list[dict[str, Any]] = []
-        bad: list[str] = []
-        while remaining:
-            batch = consumer.poll(timeout_ms=2000, max_records=50_000)
-            if not batch:
-                if all(consumer.position(tp) >= off for tp, off in remaining.items()):
-                    break
-                continue
-            for tp, messages in batch.items():
-                for message in messages:
-                    if message.offset >= end[tp]:
-                        continue
-                    try:
-                        value = json.loads(message.value)
-                    except (ValueError, TypeError):
-                        value = None
-                    if isinstance(value, dict):
-                        records.append(value)
-                    else:
-                        bad.append(repr(message.value[:80]))
-                if consumer.position(tp) >= end[tp]:
-                    remaining.pop(tp, None)
-            if progress:
-                progress(f"read {len(records)} events from {topic}")
-    finally:
-        consumer.close()
-    return events_from_records(records, f"kafka:{topic}", max_reject_share, unparsable=bad)
-
-
-def events_from_records(
-    records: Sequence[dict[str, object]],
-    source: str,
-    max_reject_share: float = 0.01,
-    unparsable: Sequence[str] = (),
-) -> EventLog:
-    """Validate already-decoded records (for example from Kafka) the same way as files.
-
-    `unparsable` holds (the start of) payloads that were not JSON objects.
-    """
-    rejections = Rejections(total_rows=len(records) + len(unparsable))
-    if unparsable:
-        rejections.add("payload is not a JSON object", len(unparsable), unparsable)
-    frames = []
-    if records:
-        raw = pl.DataFrame([raw_row(r) for r in records], schema=RAW_SCHEMA)
-        valid, rejected = validate(raw)
-        frames.append(valid)
-        add_rejected(rejections, rejected)
-    return finish(frames, rejections, [source], max_reject_share)
 
 
 def read_latest_feedback(settings: RescorerSettings) -> list[SegmentFeedback]:

@@ -180,44 +180,64 @@ def partition_events(
     try:
         unparsable: list[str] = []
         for index, path in enumerate(files):
-            out = root / f"f{index:05d}"
-            try:
-                raw = _scan(path)
-                # (JSON Lines are scanned with every contract column: none is missing.)
-                missing = [c for c in REQUIRED if c not in raw.collect_schema()]
-                if missing:
-                    raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-                try:
-                    _split(raw, index, count, out)
-                except pl.exceptions.ComputeError:
-                    if SUFFIXES[path.suffix.lower()] != "jsonl":
-                        raise
-                    # A line that is not JSON: read line by line, rejecting such lines.
-                    shutil.rmtree(out, ignore_errors=True)
-                    frame, bad = read_jsonl_lines(path)
-                    unparsable.extend(bad)
-                    _split(frame.lazy(), index, count, out)
-            except (OSError, pl.exceptions.PolarsError) as exc:
-                raise unreadable(path, exc) from exc
-        _count_rows(log, unparsable)
-        check_rejections(log.rejections, log.rejections.total_rows - log.rejections.rejected,
-                         max_reject_share)  # fmt: skip
+            unparsable.extend(split_file(log, index, path))
+        finish_split(log, len(unparsable), unparsable, max_reject_share)
     except BaseException:
         log.close()
         raise
     return log
 
 
-def _count_rows(log: PartitionedLog, unparsable: list[str]) -> None:
+def split_file(log: PartitionedLog, index: int, path: Path) -> list[str]:
+    """Validate one file and add its rows to the log's partitions as input number `index`;
+    the (start of the) JSON Lines that were not JSON objects."""
+    out = log.directory / f"f{index:05d}"
+    try:
+        raw = _scan(path)
+        # (JSON Lines are scanned with every contract column: none is missing.)
+        missing = [c for c in REQUIRED if c not in raw.collect_schema()]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+        try:
+            _split(raw, index, log.partitions, out)
+        except pl.exceptions.ComputeError:
+            if SUFFIXES[path.suffix.lower()] != "jsonl":
+                raise
+            # A line that is not JSON: read line by line, rejecting such lines.
+            shutil.rmtree(out, ignore_errors=True)
+            frame, bad = read_jsonl_lines(path)
+            _split(frame.lazy(), index, log.partitions, out)
+            return bad
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise unreadable(path, exc) from exc
+    return []
+
+
+def finish_split(
+    log: PartitionedLog,
+    unparsable: int,
+    examples: Sequence[str],
+    max_reject_share: float,
+    reason: str = "line is not a JSON object",
+) -> None:
+    """Count the split's rows and rejections (`unparsable` inputs that were not JSON
+    objects under `reason`, with `examples`), and refuse it above `max_reject_share` of
+    bad rows (`offline.events_io.check_rejections`)."""
+    _count_rows(log, unparsable, examples, reason)
+    check_rejections(log.rejections, log.rejections.total_rows - log.rejections.rejected,
+                     max_reject_share)  # fmt: skip
+
+
+def _count_rows(log: PartitionedLog, unparsable: int, examples: Sequence[str], reason: str) -> None:
     rejections = log.rejections
     all_files = sorted(log.directory.glob("f*/bucket=*/*.parquet"))
     if all_files:
         rejections.total_rows = int(
             pl.scan_parquet(all_files, hive_partitioning=False).select(pl.len()).collect().item()
         )
-    rejections.total_rows += len(unparsable)
+    rejections.total_rows += unparsable
     if unparsable:
-        rejections.add("line is not a JSON object", len(unparsable), unparsable)
+        rejections.add(reason, unparsable, examples)
     rejected = log._files(REJECTED)
     if not rejected:
         return

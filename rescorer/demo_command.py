@@ -222,18 +222,18 @@ class Demo:
 
     def train_and_publish(self, settings: RescorerSettings) -> Stored:
         """Train a baseline from the topic, then store, promote, report and publish it."""
-        from offline.kafka_io import read_event_history
+        from offline.kafka_history import partition_topic
         from offline.publishing import promote, publish_active, store
         from offline.trainer import TrainConfig, train
         from schemas.registry import ModelRegistry
 
-        log = read_event_history(settings, max_reject_share=0.01)
         registry = ModelRegistry(self.out / "models")
-        result = train(
-            log, TrainConfig(version=registry.next_version(), bootstrap_resamples=5),
-            registry.active(),
-        )  # fmt: skip
-        stored = store(settings, registry, result, log.rejections, self.out / "report")
+        with partition_topic(settings, max_reject_share=0.01) as log:
+            result = train(
+                log, TrainConfig(version=registry.next_version(), bootstrap_resamples=5),
+                registry.active(),
+            )  # fmt: skip
+            stored = store(settings, registry, result, log.rejections, self.out / "report")
         promote(registry, stored.model, always=True)
         publish_active(settings, registry)
         model = stored.model

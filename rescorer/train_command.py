@@ -187,10 +187,13 @@ def train_from_args(
             weights=args.weights,
         )
         if args.from_kafka:
-            from offline.kafka_io import read_event_history
+            from offline.kafka_history import partition_topic
 
-            log = read_event_history(settings, args.max_invalid_share, progress)
-            return log, train(log, config, previous, progress)
+            progress(f"reading {settings.topics.events}, splitting it by customer")
+            with partition_topic(
+                settings, args.max_invalid_share, args.work_dir, progress
+            ) as from_topic:
+                return from_topic, train(from_topic, config, previous, progress)
         if args.engine == "spark":
             from offline.spark_history import open_spark_history
 

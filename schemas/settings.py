@@ -8,6 +8,7 @@ the entry point, never at import time.
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -173,6 +174,22 @@ class RescorerSettings(BaseSettings):
             "client_id": self.kafka_client_id,
             **self.sasl_options(),
         }
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A TLS context trusting the configured CA, or None for plaintext protocols."""
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        cafile = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+        return ssl.create_default_context(cafile=cafile)
+
+    def aiokafka_config(self) -> dict[str, Any]:
+        """Keyword arguments shared by aiokafka producers, consumers and admin clients
+        (they take TLS as a context object, kafka-python as file names)."""
+        config = self.client_options()
+        context = self.ssl_context()
+        if context is not None:
+            config["ssl_context"] = context
+        return config
 
     def kafka_python_config(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python clients (producer, consumer, admin)."""

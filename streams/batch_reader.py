@@ -17,7 +17,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from schemas.settings import RescorerSettings
-from streams.kafka_clients import aiokafka_config
 
 FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
 TOP_UP_SECONDS = 0.005
@@ -34,7 +33,7 @@ class BatchReader:
     async def start(self) -> None:
         """Connect (no partitions yet)."""
         consumer = AIOKafkaConsumer(
-            **aiokafka_config(self.settings),
+            **self.settings.aiokafka_config(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

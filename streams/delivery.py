@@ -44,7 +44,6 @@ from schemas._base import json_bytes
 from schemas.settings import TopicNames
 from scoring.reassignment import RescoreResult
 from streams.intake import Letter
-from streams.kafka_clients import aiokafka_config
 from streams.settings import WorkerSettings
 from streams.state.log_file import Position, fingerprint
 from streams.state.tables import StateTables
@@ -154,7 +153,7 @@ class Delivery:
     async def start(self) -> None:
         """Connect the producer."""
         producer = AIOKafkaProducer(
-            **aiokafka_config(self.settings),
+            **self.settings.aiokafka_config(),
             acks="all",
             linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,

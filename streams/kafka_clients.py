@@ -1,35 +1,17 @@
-"""Client configuration for aiokafka and Faust, derived from the shared settings.
+"""Faust's broker credentials, and why Kafka refused us, from the shared settings.
 
-kafka-python's configuration is a plain dict and lives with the settings
-(`schemas.settings.RescorerSettings.kafka_python_config`); the two asyncio
-clients need objects (an SSL context, Faust credentials) built here, at the edge.
+The clients' own configuration lives with the settings
+(`schemas.settings.RescorerSettings.kafka_python_config` and `aiokafka_config`);
+Faust needs credential objects, built here, at the edge.
 """
 
 from __future__ import annotations
 
 import logging
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from schemas.settings import RescorerSettings
-
-
-def ssl_context(settings: RescorerSettings) -> ssl.SSLContext | None:
-    """A TLS context trusting the configured CA, or None for plaintext protocols."""
-    if not settings.kafka_security_protocol.endswith("SSL"):
-        return None
-    cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-    return ssl.create_default_context(cafile=cafile)
-
-
-def aiokafka_config(settings: RescorerSettings) -> dict[str, Any]:
-    """Keyword arguments shared by aiokafka producers, consumers and admin clients."""
-    config = settings.client_options()
-    context = ssl_context(settings)
-    if context is not None:
-        config["ssl_context"] = context
-    return config
 
 
 def faust_broker_settings(settings: RescorerSettings) -> dict[str, Any]:
@@ -38,7 +20,7 @@ def faust_broker_settings(settings: RescorerSettings) -> dict[str, Any]:
 
     broker = ";".join(f"kafka://{server}" for server in settings.bootstrap_list)
     credentials: Any = None
-    context = ssl_context(settings)
+    context = settings.ssl_context()
     sasl = settings.sasl_options()
     if sasl:
         credentials = faust.SASLCredentials(

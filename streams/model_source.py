@@ -15,7 +15,6 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.model import ModelRejected, SegmentModel, load_segment_model
-from streams.kafka_clients import aiokafka_config
 from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class ModelWatcher:
             fetch_max_wait_ms=100,
             fetch_max_bytes=16 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
-            **aiokafka_config(settings),
+            **settings.aiokafka_config(),
         )
         await consumer.start()
         try:

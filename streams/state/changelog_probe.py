@@ -9,7 +9,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.settings import RescorerSettings
-from streams.kafka_clients import aiokafka_config
 from streams.state.log_file import Position, fingerprint
 from streams.state.trust import Changelog
 
@@ -27,7 +26,7 @@ class ChangelogProbe:
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
-                **aiokafka_config(self.settings),
+                **self.settings.aiokafka_config(),
                 group_id=None,
                 enable_auto_commit=False,
                 fetch_max_wait_ms=50,

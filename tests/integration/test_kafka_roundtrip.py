@@ -18,7 +18,6 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from rescorer.devkafka import ProvidedBroker
 from schemas import CustomerEvent
 from schemas.settings import RescorerSettings
-from streams.kafka_clients import aiokafka_config
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -98,7 +97,7 @@ def test_aiokafka_round_trip(kafka: ProvidedBroker, topic_prefix: str) -> None:
     sent = events(20, topic_prefix)
 
     async def scenario() -> list[CustomerEvent]:
-        producer = AIOKafkaProducer(acks="all", **aiokafka_config(settings))
+        producer = AIOKafkaProducer(acks="all", **settings.aiokafka_config())
         await producer.start()
         try:
             for event in sent:
@@ -111,7 +110,7 @@ def test_aiokafka_round_trip(kafka: ProvidedBroker, topic_prefix: str) -> None:
             topic,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
-            **aiokafka_config(settings),
+            **settings.aiokafka_config(),
         )
         await consumer.start()
         out: list[CustomerEvent] = []

@@ -1,4 +1,4 @@
-"""Client configuration at the edge: TLS contexts, Faust credentials, error explanations.
+"""Client configuration: TLS contexts, Faust credentials, error explanations.
 
 Pure derivations from the settings; connecting is the integration tier's job.
 """
@@ -11,12 +11,7 @@ import faust
 import pytest
 
 from schemas.settings import RescorerSettings
-from streams.kafka_clients import (
-    aiokafka_config,
-    explain_kafka_error,
-    faust_broker_settings,
-    ssl_context,
-)
+from streams.kafka_clients import explain_kafka_error, faust_broker_settings
 
 
 def settings(**values: object) -> RescorerSettings:
@@ -35,8 +30,8 @@ def settings(**values: object) -> RescorerSettings:
 
 def test_plaintext_has_no_tls_context_and_lists_every_server() -> None:
     plain = settings()
-    assert ssl_context(plain) is None
-    config = aiokafka_config(plain)
+    assert plain.ssl_context() is None
+    config = plain.aiokafka_config()
     assert config["bootstrap_servers"] == ["k1:9092", "k2:9093"]
     assert config["security_protocol"] == "PLAINTEXT" and config["client_id"] == "test-client"
     assert "ssl_context" not in config and "sasl_mechanism" not in config
@@ -53,10 +48,10 @@ def test_tls_protocols_get_a_verifying_context(protocol: str) -> None:
         extra = {"kafka_sasl_mechanism": "PLAIN", "kafka_sasl_username": "u",
                  "kafka_sasl_password": "p"}  # fmt: skip
     tls = settings(kafka_security_protocol=protocol, **extra)
-    context = ssl_context(tls)
+    context = tls.ssl_context()
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
-    assert isinstance(aiokafka_config(tls)["ssl_context"], ssl.SSLContext)
+    assert isinstance(tls.aiokafka_config()["ssl_context"], ssl.SSLContext)
 
 
 def test_sasl_becomes_faust_credentials_with_the_password_and_tls_only_credentials_otherwise() -> (
@@ -64,7 +59,7 @@ def test_sasl_becomes_faust_credentials_with_the_password_and_tls_only_credentia
 ):
     sasl = settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-256",
                     kafka_sasl_username="svc", kafka_sasl_password="s3cret")  # fmt: skip
-    config = aiokafka_config(sasl)
+    config = sasl.aiokafka_config()
     assert config["sasl_mechanism"] == "SCRAM-SHA-256"
     assert (config["sasl_plain_username"], config["sasl_plain_password"]) == ("svc", "s3cret")
     credentials = faust_broker_settings(sasl)["broker_credentials"]

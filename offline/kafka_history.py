@@ -1,0 +1,186 @@
+"""The events topic split by customer on local disk: training from Kafka out of core.
+
+The topic is read from its beginning to the end offsets seen at the start,
+with aiokafka's batched ``getmany`` (a group-less consumer that assigns every
+partition, so nothing is committed and no group is joined). Fetched values
+are gathered into chunks of `CHUNK_RECORDS`; each chunk is written as a JSON
+Lines file and split exactly like an ``--events`` file
+(`offline.partitioned_log.split_file`: column-wise validation, Parquet
+partitions by a hash of the customer id, rejected rows kept with their
+reason), then deleted. Memory holds one chunk, never the topic. Input order
+(for "first occurrence" of a redelivered event) is the order records were
+fetched in: per partition, offset order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from offline.errors import InputError, KafkaUnavailable
+from offline.event_validation import EXAMPLES, Rejections
+from offline.kafka_io import open_consumer
+from offline.partitioned_log import EVENTS_PER_PARTITION, PartitionedLog, finish_split, split_file
+from schemas.settings import RescorerSettings
+
+CHUNK_RECORDS = 500_000
+"""Records per chunk written and split at once (a few hundred MB at most in memory)."""
+NOT_AN_OBJECT = "payload is not a JSON object"
+FETCH_BYTES = 8 * 1024 * 1024
+
+
+class _Chunks:
+    """Values gathered into JSON Lines chunks and split into the log's partitions."""
+
+    def __init__(self, log: PartitionedLog) -> None:
+        self.log = log
+        self.lines: list[bytes] = []
+        self.index = 0
+        self.unparsable = 0
+        self.examples: list[str] = []
+
+    def add(self, value: bytes | None) -> None:
+        if value is None or b"\n" in value or b"\r" in value:
+            # A tombstone, or JSON spread over lines: one line of compact JSON, or a rejection.
+            line = _one_line(value)
+            if line is None:
+                self._bad(repr(value[:80]) if value is not None else "None")
+                return
+            value = line
+        self.lines.append(value)
+        if len(self.lines) >= CHUNK_RECORDS:
+            self.flush()
+
+    def _bad(self, example: str) -> None:
+        self.unparsable += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(example)
+
+    def flush(self) -> None:
+        if not self.lines:
+            return
+        path = self.log.directory / f"chunk{self.index:05d}.jsonl"
+        path.write_bytes(b"\n".join(self.lines))
+        self.lines = []
+        try:
+            for line in split_file(self.log, self.index, path):
+                self._bad(line)
+        finally:
+            path.unlink()
+        self.index += 1
+
+
+def _one_line(value: bytes | None) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return None
+    return json.dumps(decoded).encode() if isinstance(decoded, dict) else None
+
+
+def _partitions(settings: RescorerSettings, topic: str) -> list[int]:
+    """The topic's partitions (kafka-python asks the cluster for a topic it was not told of)."""
+    consumer = open_consumer(settings, group_id=None)
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+    finally:
+        consumer.close()
+    if not partitions:
+        raise InputError(f"topic {topic} does not exist or has no partitions")
+    return sorted(partitions)
+
+
+async def _drain(
+    settings: RescorerSettings,
+    topic: str,
+    partitions: list[int],
+    on_bounds: Callable[[int], _Chunks],
+    progress: Callable[[str], None] | None,
+) -> _Chunks:
+    consumer = AIOKafkaConsumer(
+        **settings.aiokafka_config(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=FETCH_BYTES,
+        fetch_max_bytes=4 * FETCH_BYTES,
+    )
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
+        ) from exc
+    try:
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(assigned)
+        starts: dict[Any, int] = await consumer.beginning_offsets(assigned)
+        ends: dict[Any, int] = await consumer.end_offsets(assigned)
+        for tp in assigned:
+            consumer.seek(tp, starts[tp])
+        chunks = on_bounds(sum(ends[tp] - starts[tp] for tp in assigned))
+        remaining = {tp for tp in assigned if ends[tp] > starts[tp]}
+        read = dict.fromkeys(assigned, 0)
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
+            for tp, records in batches.items():
+                end = ends[tp]
+                for record in records:
+                    if record.offset < end:
+                        chunks.add(record.value)
+                        read[tp] += 1
+            for tp in list(remaining):
+                # Positions, not the last offset read: a compacted or transactional
+                # partition may end with offsets that deliver no record.
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+                    if progress:
+                        progress(f"{topic}[{tp.partition}]: read {read[tp]} records to its end")
+            if progress and batches:
+                progress(f"read {sum(read.values())} records from {topic}")
+        chunks.flush()
+        return chunks
+    finally:
+        await consumer.stop()
+
+
+def partition_topic(
+    settings: RescorerSettings,
+    max_reject_share: float = 0.01,
+    work_dir: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PartitionedLog:
+    """Read, validate and split the events topic by customer under `work_dir` (a
+    temporary directory), in bounded memory; the same rules and errors as the files."""
+    topic = settings.topics.events
+    if work_dir is not None and not Path(work_dir).is_dir():
+        raise InputError(f"work directory {work_dir} does not exist")
+    owned = tempfile.TemporaryDirectory(prefix="rescorer-events-", dir=work_dir)
+    root = Path(owned.name)
+    holder: list[PartitionedLog] = []
+
+    def on_bounds(records: int) -> _Chunks:
+        count = max(1, math.ceil(records / EVENTS_PER_PARTITION))
+        holder.append(PartitionedLog(root, count, Rejections(), [f"kafka:{topic}"], owned))
+        return _Chunks(holder[0])
+
+    try:
+        partitions = _partitions(settings, topic)
+        chunks = asyncio.run(_drain(settings, topic, partitions, on_bounds, progress))
+        log = chunks.log
+        finish_split(log, chunks.unparsable, chunks.examples, max_reject_share, NOT_AN_OBJECT)
+    except BaseException:
+        owned.cleanup()
+        raise
+    return log
