@@ -72,7 +72,7 @@ def test_a_fault_mid_stream_ends_exactly_like_the_replay(
 def test_partitions_handed_over_in_the_middle_of_batches_lose_and_duplicate_nothing(
     kafka: ProvidedBroker, tmp_path: Path
 ) -> None:
-    backlog = workload(12_000, seed=9)  # about 270k events: seconds of work for one worker
+    backlog = workload(20_000, seed=9)  # about 450k events: seconds of work for each worker
     tally, seen = handovers(new_stack(kafka.bootstrap_servers, tmp_path, partitions=6), backlog)
     assert_exact(tally)
     assert seen.duplicate_changes == 0

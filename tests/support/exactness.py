@@ -185,28 +185,36 @@ def consumed(workers: list[WorkerProcess]) -> float:
     total = 0.0
     for worker in workers:
         if worker.alive():
-            series = worker.metrics()
+            try:
+                series = worker.metrics()
+            except OSError:  # just started: nothing consumed yet
+                continue
             total += sum(
                 v for k, v in series.items() if k.startswith("rescorer_events_consumed_total{")
             )
     return total
 
 
+def drained(stack: Stack, workers: list[WorkerProcess]) -> bool:
+    """Whether every partition is owned by a live worker and has no input left."""
+    lags: dict[str, float] = {}
+    for worker in workers:
+        if not worker.alive():
+            continue
+        try:
+            series = worker.metrics()
+        except OSError:  # a worker just started serves no metrics yet: not drained
+            return False
+        for name, value in series.items():
+            if name.startswith("rescorer_consumer_lag_messages{"):
+                lags[name.split('partition="')[1].split('"')[0]] = value
+    return len(lags) == stack.partitions and not any(lags.values())
+
+
 def wait_drained(stack: Stack, workers: list[WorkerProcess], timeout: float = 300.0) -> None:
     """Until every partition is owned by a live worker and has no input left."""
-
-    def drained() -> bool:
-        lags: dict[str, float] = {}
-        for worker in workers:
-            if not worker.alive():
-                continue
-            for name, value in worker.metrics().items():
-                if name.startswith("rescorer_consumer_lag_messages{"):
-                    lags[name.split('partition="')[1].split('"')[0]] = value
-        return len(lags) == stack.partitions and not any(lags.values())
-
     live = next(w for w in workers if w.alive())
-    wait_until("the input to be consumed", drained, live, timeout=timeout)
+    wait_until("the input to be consumed", lambda: drained(stack, workers), live, timeout=timeout)
     time.sleep(2.0)  # the last batch's outputs are flushed before its position moves
 
 
@@ -401,7 +409,10 @@ def handovers(stack: Stack, work: Workload) -> tuple[Tally, Handover]:
     interrupted by the others joining; a third of the way through one of them
     leaves on SIGTERM, revoking the partitions of the others in turn while they
     still have most of theirs to do (workers that start in a second or two
-    may otherwise have caught up on their own by half-way). No worker dies,
+    may otherwise have caught up on their own by half-way). Whether a
+    revocation lands in the middle of a step is a matter of timing (steps got
+    faster), so while none has, a new worker joins at 45%, 60% and 75% of the
+    way, each join revoking every member's partitions again. No worker dies,
     so nothing may be lost, counted twice, or even emitted twice.
     """
     stack.extra_env["RESCORER_BATCH_MAX_EVENTS"] = "50000"
@@ -417,15 +428,29 @@ def handovers(stack: Stack, work: Workload) -> tuple[Tally, Handover]:
         code = workers[1].stop()
         stopped = time.monotonic() - began
         assert code == 0, f"SIGTERM exit code {code}:\n{workers[1].tail()}"
-        wait_drained(stack, [workers[0], workers[2]], timeout=400)
+        for n, share in enumerate((0.45, 0.6, 0.75), start=4):
+            if _mid_step(workers):
+                break
+            further = midway(workers, total, share)
+            wait_until(f"{share:.0%} of the events (or the end)",
+                       lambda f=further: f() or drained(stack, workers),  # type: ignore[misc]
+                       workers[0], 300)  # fmt: skip
+            if drained(stack, workers):
+                break
+            workers.append(WorkerProcess(stack, f"handover-{n}"))  # its join revokes all
+        wait_drained(stack, [w for w in workers if w.alive()], timeout=400)
     finally:
         for worker in workers:
             if worker.alive():
                 worker.stop()
     tally = compare(latest_assignments(stack), work)
-    tally.events, tally.faults = len(work.bodies), 3
-    mid_step = sum(
+    tally.events, tally.faults = len(work.bodies), len(workers)
+    return tally, Handover(_mid_step(workers), stopped, duplicate_changes(stack))
+
+
+def _mid_step(workers: list[WorkerProcess]) -> int:
+    """Revocations the workers logged that found a batch in flight or fetched."""
+    return sum(
         w.log().count("partitions revoked during a step") + w.log().count("partitions revoked with")
         for w in workers
     )
-    return tally, Handover(mid_step, stopped, duplicate_changes(stack))
