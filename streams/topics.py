@@ -8,6 +8,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from streams.settings import WorkerSettings
+from streams.state.tables import TABLES, changelog_topic
 
 COMPACT = {"cleanup.policy": "compact"}
 
@@ -35,6 +36,13 @@ def wanted_topics(settings: WorkerSettings) -> list[NewTopic]:
         NewTopic(topics.retrain_requests, 1, rf),
         NewTopic(topics.feedback, n, rf),
         NewTopic(topics.feedback_latest, n, rf, topic_configs=COMPACT),
+        # The tables' changelogs exist before the first assignment: Faust's leader creates
+        # them itself at start, and an assignment made before the consumer's metadata
+        # knew one left that table without its partitions while the events were taken.
+        *(
+            NewTopic(changelog_topic(settings.app_id, table), n, rf, topic_configs=COMPACT)
+            for table in TABLES
+        ),
     ]
 
 

@@ -32,6 +32,13 @@ from streams.state.store import OPTION, DurableStore
 RECORDS = "customers"
 CHECKPOINTS = "centroids"
 POSITIONS = "positions"
+TABLES = (RECORDS, CHECKPOINTS, POSITIONS)
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic Faust gives `table` of app `app_id` (checked against Faust's
+    own name for it in tests/unit/test_topics.py)."""
+    return f"{app_id}-{table}-changelog"
 
 
 def partition_key(partition: int) -> str:
