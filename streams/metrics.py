@@ -224,6 +224,11 @@ class WorkerMetrics:
             "Table partitions on disk found untrustworthy and rebuilt from the changelog",
             ["table", "reason"], registry=r,
         )  # fmt: skip
+        self.store_caught_up = PromCounter(
+            "rescorer_store_caught_up_records_total",
+            "Changelog records table recovery left unread, read by the worker before taking "
+            "the partition", ["table"], registry=r,
+        )  # fmt: skip
         self.store_bytes = Gauge(
             "rescorer_store_disk_bytes", "Bytes of the held table partitions on disk",
             ["table"], registry=r,

@@ -12,9 +12,10 @@ agrees; table recovery then restores the changelogs. So:
   since the last sync has been someone else's in between, and its in-memory
   state is stale;
 - once recovery is complete *for that generation*, with no rebalance begun
-  since (`recovered`), `sync` drops the partitions gone, restores the new ones
-  (clock, due index, centroids, drift population, input position) from the
-  recovered tables, and points the batch reader at exactly the owned
+  since (`recovered`), `sync` drops the partitions gone, makes sure the new
+  ones' stores hold their whole changelogs (`StateTables.catch_up`), restores
+  them (clock, due index, centroids, drift population, input position) from
+  the recovered tables, and points the batch reader at exactly the owned
   partitions, each at its persisted position.
 """
 
@@ -99,6 +100,8 @@ class Ownership:
             state.forget(partition)
             self.owned.discard(partition)
         self._lost.clear()
+        for table, records in (await state.catch_up(assigned - self.owned)).items():
+            metrics.store_caught_up.labels(table).inc(records)
         for partition in sorted(assigned - self.owned):
             began = time.perf_counter()
             standings = state.standings(partition)

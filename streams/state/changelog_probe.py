@@ -1,10 +1,11 @@
-"""Read what `streams.state.trust` needs of changelog partitions: bounds, one record each."""
+"""Read changelog partitions beside Faust: their bounds and one record each (what
+`streams.state.trust` needs), and a range of records (`streams.state.catch_up`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -13,6 +14,20 @@ from streams.state.log_file import Position, fingerprint
 from streams.state.trust import Changelog
 
 PROBE_SECONDS = 10.0
+READ_SECONDS = 60.0
+"""How long reading a range of records may take before it is given up as stuck."""
+
+
+class ChangelogRecord(NamedTuple):
+    """One record of a changelog partition."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class ReadIncomplete(RuntimeError):
+    """A range of a changelog partition could not be read in `READ_SECONDS`."""
 
 
 class ChangelogProbe:
@@ -59,6 +74,40 @@ class ChangelogProbe:
             }
             found = await self._first_records(consumer, wanted)
             return {key: Changelog(starts[tp], ends[tp], found.get(tp)) for key, tp in tps.items()}
+
+    async def ends(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+        """(first offset, end offset) of each (topic, partition)."""
+        async with self._lock:
+            consumer = await self._started()
+            tps = {key: TopicPartition(*key) for key in keys}
+            starts: dict[Any, int] = await consumer.beginning_offsets(list(tps.values()))
+            ends: dict[Any, int] = await consumer.end_offsets(list(tps.values()))
+            return {key: (starts[tp], ends[tp]) for key, tp in tps.items()}
+
+    async def read(self, topic: str, partition: int, start: int, end: int) -> list[ChangelogRecord]:
+        """The records of a partition from offset `start` up to (not including) `end`."""
+        async with self._lock:
+            consumer = await self._started()
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            records: list[ChangelogRecord] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + READ_SECONDS
+            try:
+                while (reached := await consumer.position(tp)) < end:
+                    if loop.time() > deadline:
+                        raise ReadIncomplete(
+                            f"{topic}[{partition}]: read to offset {reached} of "
+                            f"{start}-{end - 1} in {READ_SECONDS:.0f} s"
+                        )
+                    batches = await consumer.getmany(tp, timeout_ms=200)
+                    for record in batches.get(tp, []):
+                        if record.offset < end:
+                            records.append(ChangelogRecord(record.offset, record.key, record.value))
+            finally:
+                consumer.assign([])
+            return records
 
     @staticmethod
     async def _first_records(

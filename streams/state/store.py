@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from faust.stores.base import Store
 from faust.types import TP, EventT
 
+from streams.state.changelog_probe import ChangelogRecord
 from streams.state.context import StoreContext
 from streams.state.log_file import PartitionLog, Position, fingerprint, read_log
 from streams.state.opening import open_partitions
@@ -135,33 +136,53 @@ class DurableStore(Store[str, bytes]):
         to_value: Callable[[Any], Any],
     ) -> None:
         """Recovery's (and a standby's) changelog records: memory if active, then disk."""
-        grouped: dict[int, list[EventT[Any]]] = {}
+        grouped: dict[int, list[ChangelogRecord]] = {}
         for event in batch:
-            grouped.setdefault(event.message.partition, []).append(event)
-        for partition, events in grouped.items():
-            partition_log = self._logs.get(partition)
-            if partition_log is None:
-                # Buffered by a recovery that a rebalance has since interrupted: the
-                # partition is no longer held, and its next owner replays these itself.
-                continue
-            entries: dict[str, bytes | None] = {}
-            for event in events:
-                key = event.message.key
-                if key is None:
-                    raise TypeError(f"changelog record without a key: {event.message}")
-                entries[key.decode()] = event.message.value
-            data = self._active.get(partition)
-            if data is not None:
-                for name, value in entries.items():
-                    if value is None:
-                        data.pop(name, None)
-                    else:
-                        data[name] = value
-            last = events[-1].message
-            position = Position(last.offset, fingerprint(last.key, last.value))
-            self._positions[partition] = position
-            partition_log.append(entries.items(), position)
-            self._maybe_compact(partition, partition_log)
+            message = event.message
+            grouped.setdefault(message.partition, []).append(
+                ChangelogRecord(message.offset, message.key, message.value)
+            )
+        for partition, records in grouped.items():
+            self.apply(partition, records)
+
+    def apply(self, partition: int, records: Sequence[ChangelogRecord]) -> None:
+        """Changelog records of `partition`, in offset order: memory if active, then disk.
+
+        Records of a partition no longer held are left out: buffered by a
+        recovery that a rebalance has since interrupted, they are replayed by
+        the partition's next owner itself. So are records at or before the
+        position the partition already reflects (a recovery's buffer applied
+        late): a store never goes back.
+        """
+        partition_log = self._logs.get(partition)
+        if partition_log is None:
+            return
+        reached = self._positions.get(partition)
+        if reached is not None:
+            records = [r for r in records if r.offset > reached.offset]
+        if not records:
+            return
+        entries: dict[str, bytes | None] = {}
+        for record in records:
+            if record.key is None:
+                raise TypeError(f"changelog record without a key: {record}")
+            entries[record.key.decode()] = record.value
+        data = self._active.get(partition)
+        if data is not None:
+            for name, value in entries.items():
+                if value is None:
+                    data.pop(name, None)
+                else:
+                    data[name] = value
+        last = records[-1]
+        position = Position(last.offset, fingerprint(last.key, last.value))
+        self._positions[partition] = position
+        partition_log.append(entries.items(), position)
+        self._maybe_compact(partition, partition_log)
+
+    def position(self, partition: int) -> Position | None:
+        """The changelog position a held partition reflects (None: none yet)."""
+        return self._positions.get(partition) if partition in self._logs else None
 
     async def on_rebalance(
         self,

@@ -24,6 +24,7 @@ from faust.stores.memory import Store as MemoryStore
 from scoring.customer_record import CustomerRecord
 from scoring.standings import Standings
 from streams.faust_internals import partition_of_keys, remember_partition
+from streams.state.catch_up import catch_up
 from streams.state.context import StoreContext
 from streams.state.log_file import Position
 from streams.state.positions import Positions
@@ -140,6 +141,7 @@ class StateTables:
         self.checkpoints = Table(app, CHECKPOINTS, partitions, context)
         self.position_table = Table(app, POSITIONS, partitions, context)
         self.positions = Positions()
+        self.context = context
 
     @property
     def all(self) -> tuple[Table, Table, Table]:
@@ -229,6 +231,15 @@ class StateTables:
             if reached:
                 table.store.commit(reached)
         self.positions.acknowledged()
+
+    async def catch_up(self, partitions: Iterable[int]) -> dict[str, int]:
+        """Read what recovery left unread of the partitions' changelogs into their
+        durable stores (`streams.state.catch_up`); records read per table. The
+        memory store keeps no position to compare: nothing happens."""
+        if self.context is None:
+            return {}
+        stores = [t.store for t in self.all if isinstance(t.store, DurableStore)]
+        return await catch_up(self.context.probe, stores, partitions)
 
     def forget(self, partition: int) -> None:
         """A partition is gone: its positions are no longer this worker's."""

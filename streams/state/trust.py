@@ -82,3 +82,16 @@ def judge(position: Position | None, changelog: Changelog) -> Judgement:
     # A record at the offset that compaction removed (a later value of its key
     # follows) cannot be compared; what follows it is replayed either way.
     return Judgement(True, behind=changelog.end - 1 - max(position.offset, changelog.start - 1))
+
+
+def unread(position: Position | None, start: int, end: int) -> int | None:
+    """The first changelog offset a store at `position` has not applied, or None when it
+    has everything up to `end` (the changelog holds offsets `start` to `end - 1`).
+
+    >>> unread(Position(11, 7), 0, 12), unread(Position(9, 7), 0, 12), unread(None, 3, 12)
+    (None, 10, 3)
+    >>> unread(None, 0, 0), unread(Position(2, 7), 5, 12)
+    (None, 5)
+    """
+    first = start if position is None else max(position.offset + 1, start)
+    return first if first < end else None

@@ -7,31 +7,27 @@ import asyncio
 from collections import defaultdict
 
 import pytest
-from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from rescorer.devkafka import ProvidedBroker
 from schemas.settings import RescorerSettings
 from streams.batch_reader import BatchReader
+from tests.support.topics import create_topic, send
 
 pytestmark = pytest.mark.integration
 PER_PARTITION = 10
 
 
 def fill(settings: RescorerSettings, topic: str, partitions: int) -> None:
-    admin = KafkaAdminClient(**settings.kafka_python_config())
-    try:
-        admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        admin.close()
-    producer = KafkaProducer(acks="all", **settings.kafka_python_config())
-    try:
-        for partition in range(partitions):
-            for n in range(PER_PARTITION):
-                producer.send(topic, value=f"{partition}:{n}".encode(), partition=partition)
-        producer.flush()
-    finally:
-        producer.close()
+    create_topic(settings, topic, partitions)
+    send(
+        settings,
+        topic,
+        (
+            (partition, None, f"{partition}:{n}".encode())
+            for partition in range(partitions)
+            for n in range(PER_PARTITION)
+        ),
+    )
 
 
 async def read_until(reader: BatchReader, wanted: int) -> dict[int, list[int]]:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from rescorer.devkafka import ProvidedBroker
 from schemas import CustomerEvent
 from schemas.settings import RescorerSettings
+from tests.support.topics import create_topic
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -39,14 +39,6 @@ def events(n: int, prefix: str) -> list[CustomerEvent]:
 
 def settings_for(kafka: ProvidedBroker) -> RescorerSettings:
     return RescorerSettings(kafka_bootstrap_servers=kafka.bootstrap_servers)
-
-
-def create_topic(settings: RescorerSettings, name: str, partitions: int) -> None:
-    admin = KafkaAdminClient(**settings.kafka_python_config())
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
 
 
 def consume(

@@ -173,3 +173,21 @@ def test_one_worker_per_data_directory(tmp_path: Path) -> None:
     first.unlock()
     second.lock()
     second.unlock()
+
+
+def test_records_at_or_before_the_partitions_position_change_nothing(tmp_path: Path) -> None:
+    """A recovery buffer applied late, after later records: the store does not go back."""
+    store = new_store(tmp_path, FakeProbe(), [], set())
+    assign(store, 0)
+    store.apply_changelog_batch(
+        [event(0, 10, b"a", b"1"), event(0, 11, b"a", b"2")], to_key=None, to_value=None
+    )
+    store.apply_changelog_batch(
+        [event(0, 9, b"b", b"0"), event(0, 11, b"a", b"2"), event(0, 12, b"a", b"3")],
+        to_key=None,
+        to_value=None,
+    )
+    assert store.get("a", 0) == b"3"
+    assert store.get("b", 0) is None  # offset 9 was before the store's position
+    assert store.persisted_offset(TP(TOPIC, 0)) == 12
+    assert read_log(tmp_path / "customers" / "p0.log").entries == {"a": b"3"}

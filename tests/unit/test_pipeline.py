@@ -9,7 +9,7 @@ whole, so a worker never writes for partitions the group is handing over.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -47,6 +47,7 @@ class Group:
 @dataclass
 class Tables:
     positions: Positions = field(default_factory=Positions)
+    caught_up: list[list[int]] = field(default_factory=list)
 
     def record(self, key: str, partition: int) -> None:
         return None
@@ -62,6 +63,10 @@ class Tables:
 
     def forget(self, partition: int) -> None:
         self.positions.forget(partition)
+
+    async def catch_up(self, partitions: Iterable[int]) -> dict[str, int]:
+        self.caught_up.append(sorted(partitions))
+        return {}
 
 
 @dataclass
@@ -129,6 +134,7 @@ def test_an_assignment_waits_for_its_generations_recovery_then_reads() -> None:
     group.recovered = 1
     asyncio.run(steps.step())
     assert ownership.reading and ownership.owned == {0, 1}
+    assert steps.tables.caught_up == [[0, 1]]  # the stores hold their whole changelogs
     assert reader.assigned == [{0: 0, 1: 10}]  # each at its persisted position
 
 
