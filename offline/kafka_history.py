@@ -10,15 +10,19 @@ partitions by a hash of the customer id, rejected rows kept with their
 reason), then deleted. Memory holds one chunk, never the topic. Input order
 (for "first occurrence" of a redelivered event) is the order records were
 fetched in: per partition, offset order.
+
+Event files can come first (`files`): a topic keeps days or weeks of events
+(its retention), the RFM window a year, and the older part lives in files
+(a daily Parquet export, say). They are split into the same partitions
+before the topic, as its first inputs, so an event in both is counted once,
+where the files have it: the contract's rule, (customer_id, event_id) once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +30,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from offline.errors import InputError, KafkaUnavailable
-from offline.event_validation import EXAMPLES, Rejections
+from offline.event_validation import EXAMPLES
 from offline.kafka_io import open_consumer
-from offline.partitioned_log import EVENTS_PER_PARTITION, PartitionedLog, finish_split, split_file
+from offline.partitioned_log import (
+    NOT_JSON_LINE,
+    PartitionedLog,
+    event_files,
+    finish_split,
+    new_log,
+    partition_count,
+    split_file,
+    split_files,
+)
 from schemas.settings import RescorerSettings
 
 CHUNK_RECORDS = 500_000
@@ -40,10 +53,10 @@ FETCH_BYTES = 8 * 1024 * 1024
 class _Chunks:
     """Values gathered into JSON Lines chunks and split into the log's partitions."""
 
-    def __init__(self, log: PartitionedLog) -> None:
+    def __init__(self, log: PartitionedLog, first_index: int = 0) -> None:
         self.log = log
         self.lines: list[bytes] = []
-        self.index = 0
+        self.index = first_index
         self.unparsable = 0
         self.examples: list[str] = []
 
@@ -160,27 +173,40 @@ def partition_topic(
     max_reject_share: float = 0.01,
     work_dir: str | None = None,
     progress: Callable[[str], None] | None = None,
+    files: Sequence[str] = (),
 ) -> PartitionedLog:
     """Read, validate and split the events topic by customer under `work_dir` (a
-    temporary directory), in bounded memory; the same rules and errors as the files."""
+    temporary directory), in bounded memory; the same rules and errors as the files.
+
+    With `files` (paths, directories or globs of event files), the log holds
+    their events and then the topic's, each (customer_id, event_id) once.
+    """
     topic = settings.topics.events
+    paths = event_files(files) if files else []
     if work_dir is not None and not Path(work_dir).is_dir():
         raise InputError(f"work directory {work_dir} does not exist")
-    owned = tempfile.TemporaryDirectory(prefix="rescorer-events-", dir=work_dir)
-    root = Path(owned.name)
     holder: list[PartitionedLog] = []
+    from_files: list[str] = []
 
     def on_bounds(records: int) -> _Chunks:
-        count = max(1, math.ceil(records / EVENTS_PER_PARTITION))
-        holder.append(PartitionedLog(root, count, Rejections(), [f"kafka:{topic}"], owned))
-        return _Chunks(holder[0])
+        sources = [*map(str, paths), f"kafka:{topic}"]
+        log = new_log(work_dir, partition_count(paths, records), sources)
+        holder.append(log)
+        if paths:
+            if progress:
+                progress(f"splitting {len(paths)} event files by customer")
+            from_files.extend(split_files(log, paths))
+        return _Chunks(log, first_index=len(paths))
 
     try:
         partitions = _partitions(settings, topic)
         chunks = asyncio.run(_drain(settings, topic, partitions, on_bounds, progress))
         log = chunks.log
-        finish_split(log, chunks.unparsable, chunks.examples, max_reject_share, NOT_AN_OBJECT)
+        unparsable = {NOT_JSON_LINE: (len(from_files), from_files),
+                      NOT_AN_OBJECT: (chunks.unparsable, chunks.examples)}  # fmt: skip
+        finish_split(log, unparsable, max_reject_share)
     except BaseException:
-        owned.cleanup()
+        for made in holder:
+            made.close()
         raise
     return log

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +42,7 @@ BYTES_PER_TEXT_EVENT = 60
 REJECTED = -1
 ORDER = ("file", "row")
 HASH_SEED = 20_240_917
+NOT_JSON_LINE = "line is not a JSON object"
 
 
 def _scan(path: Path) -> pl.LazyFrame:
@@ -62,9 +63,15 @@ def _estimated_events(path: Path) -> int:
     return path.stat().st_size // BYTES_PER_TEXT_EVENT
 
 
-def partition_count(files: Sequence[Path]) -> int:
-    """How many partitions keep one partition's events near `EVENTS_PER_PARTITION`."""
-    return max(1, math.ceil(sum(_estimated_events(f) for f in files) / EVENTS_PER_PARTITION))
+def estimated_events(files: Sequence[Path]) -> int:
+    """About how many events `files` hold (exactly, for Parquet)."""
+    return sum(_estimated_events(f) for f in files)
+
+
+def partition_count(files: Sequence[Path], more_events: int = 0) -> int:
+    """How many partitions keep one partition's events near `EVENTS_PER_PARTITION`
+    (for `files` and `more_events` from elsewhere)."""
+    return max(1, math.ceil((estimated_events(files) + more_events) / EVENTS_PER_PARTITION))
 
 
 @dataclass
@@ -168,24 +175,39 @@ def partition_events(
     The same rules and errors as `offline.events_io.load_events`; close the
     log (or use it as a context manager) to remove the partitions.
     """
-    files = expand_paths(patterns)
-    if not files:
-        raise InputError("no event files given")
-    if work_dir is not None and not Path(work_dir).is_dir():
-        raise InputError(f"work directory {work_dir} does not exist")
-    count = partitions or partition_count(files)
-    owned = tempfile.TemporaryDirectory(prefix="rescorer-events-", dir=work_dir)
-    root = Path(owned.name)
-    log = PartitionedLog(root, count, Rejections(), [str(f) for f in files], owned)
+    files = event_files(patterns)
+    log = new_log(work_dir, partitions or partition_count(files), [str(f) for f in files])
     try:
-        unparsable: list[str] = []
-        for index, path in enumerate(files):
-            unparsable.extend(split_file(log, index, path))
-        finish_split(log, len(unparsable), unparsable, max_reject_share)
+        unparsable = split_files(log, files)
+        finish_split(log, {NOT_JSON_LINE: (len(unparsable), unparsable)}, max_reject_share)
     except BaseException:
         log.close()
         raise
     return log
+
+
+def event_files(patterns: Sequence[str]) -> list[Path]:
+    """The files `patterns` name (`InputError` when there are none)."""
+    files = expand_paths(patterns)
+    if not files:
+        raise InputError("no event files given")
+    return files
+
+
+def new_log(work_dir: str | None, partitions: int, sources: list[str]) -> PartitionedLog:
+    """An empty log of `partitions` partitions in a new temporary directory under `work_dir`."""
+    if work_dir is not None and not Path(work_dir).is_dir():
+        raise InputError(f"work directory {work_dir} does not exist")
+    owned = tempfile.TemporaryDirectory(prefix="rescorer-events-", dir=work_dir)
+    return PartitionedLog(Path(owned.name), partitions, Rejections(), sources, owned)
+
+
+def split_files(log: PartitionedLog, files: Sequence[Path]) -> list[str]:
+    """Split `files` into the log as its inputs 0, 1, ...; the lines that were not JSON."""
+    unparsable: list[str] = []
+    for index, path in enumerate(files):
+        unparsable.extend(split_file(log, index, path))
+    return unparsable
 
 
 def split_file(log: PartitionedLog, index: int, path: Path) -> list[str]:
@@ -215,29 +237,28 @@ def split_file(log: PartitionedLog, index: int, path: Path) -> list[str]:
 
 def finish_split(
     log: PartitionedLog,
-    unparsable: int,
-    examples: Sequence[str],
+    unparsable: Mapping[str, tuple[int, Sequence[str]]],
     max_reject_share: float,
-    reason: str = "line is not a JSON object",
 ) -> None:
-    """Count the split's rows and rejections (`unparsable` inputs that were not JSON
-    objects under `reason`, with `examples`), and refuse it above `max_reject_share` of
-    bad rows (`offline.events_io.check_rejections`)."""
-    _count_rows(log, unparsable, examples, reason)
+    """Count the split's rows and rejections (`unparsable`: per reason, how many inputs
+    were not JSON objects, and examples), and refuse it above `max_reject_share` of bad rows
+    (`offline.events_io.check_rejections`)."""
+    _count_rows(log, unparsable)
     check_rejections(log.rejections, log.rejections.total_rows - log.rejections.rejected,
                      max_reject_share)  # fmt: skip
 
 
-def _count_rows(log: PartitionedLog, unparsable: int, examples: Sequence[str], reason: str) -> None:
+def _count_rows(log: PartitionedLog, unparsable: Mapping[str, tuple[int, Sequence[str]]]) -> None:
     rejections = log.rejections
     all_files = sorted(log.directory.glob("f*/bucket=*/*.parquet"))
     if all_files:
         rejections.total_rows = int(
             pl.scan_parquet(all_files, hive_partitioning=False).select(pl.len()).collect().item()
         )
-    rejections.total_rows += unparsable
-    if unparsable:
-        rejections.add(reason, unparsable, examples)
+    for reason, (count, examples) in unparsable.items():
+        rejections.total_rows += count
+        if count:
+            rejections.add(reason, count, list(examples[:EXAMPLES]))
     rejected = log._files(REJECTED)
     if not rejected:
         return

@@ -65,14 +65,14 @@ def weights_arg(text: str) -> tuple[float, float, float]:
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """The event source and training options shared by ``train`` and ``retrain``."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
+    parser.add_argument(
         "--events",
         nargs="+",
         metavar="PATH",
-        help="event files (.csv, .parquet, .jsonl), directories or globs",
+        help="event files (.csv, .parquet, .jsonl), directories or globs; with --from-kafka, "
+        "the history before the topic's retention (an event in both counts once)",
     )
-    source.add_argument(
+    parser.add_argument(
         "--from-kafka",
         action="store_true",
         help="read the events topic from the beginning to its current end",
@@ -168,6 +168,8 @@ def train_from_args(
         raise UsageError(f"--k-min {args.k_min} / --k-max {args.k_max}: need 2 <= k-min <= k-max")
     if args.window_days < 1:
         raise UsageError(f"--window-days {args.window_days} must be at least 1")
+    if not args.events and not args.from_kafka:
+        raise UsageError("name the events: --events PATH..., --from-kafka, or both")
     if args.engine == "spark" and args.from_kafka:
         raise UsageError("--engine spark reads --events files, not --from-kafka")
     if args.spark_master and args.engine != "spark":
@@ -191,7 +193,7 @@ def train_from_args(
 
             progress(f"reading {settings.topics.events}, splitting it by customer")
             with partition_topic(
-                settings, args.max_invalid_share, args.work_dir, progress
+                settings, args.max_invalid_share, args.work_dir, progress, args.events or ()
             ) as from_topic:
                 return from_topic, train(from_topic, config, previous, progress)
         if args.engine == "spark":

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from offline import kafka_history
 from offline.customer_table import Horizon
@@ -19,6 +17,7 @@ from offline.partitioned_log import partition_events
 from offline.synthetic import synthetic_events
 from rescorer.devkafka import ProvidedBroker
 from schemas.settings import RescorerSettings
+from tests.support.topics import create_topic, send
 
 pytestmark = pytest.mark.integration
 
@@ -31,28 +30,24 @@ def test_the_topic_split_in_small_chunks_gives_the_table_of_its_events_as_a_file
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         topics={"events": topic},  # type: ignore[arg-type]
     )
-    admin = KafkaAdminClient(**settings.kafka_python_config())
-    try:
-        admin.create_topics([NewTopic(topic, 3, 1)])
-    finally:
-        admin.close()
+    create_topic(settings, topic, 3)
     events, _ = synthetic_events(120, seed=5)
     rows = events.with_columns(events["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
     bodies = [{k: v for k, v in row.items() if v is not None} for row in rows.iter_rows(named=True)]
-    producer = KafkaProducer(acks="all", **settings.kafka_python_config())
-    try:
-        for body in bodies:
-            producer.send(topic, key=body["customer_id"].encode(), value=json.dumps(body).encode())
-        for body in bodies[:40]:  # redelivered much later: other chunks, counted once
-            producer.send(topic, key=body["customer_id"].encode(), value=json.dumps(body).encode())
-        spread = json.dumps(bodies[0], indent=2).encode()  # one object over several lines
-        producer.send(topic, key=bodies[0]["customer_id"].encode(), value=spread)
-        producer.send(topic, key=b"x", value=b"{not json")
-        producer.send(topic, key=b"y", value=None)  # a tombstone
-        producer.send(topic, key=b"z", value=b"[1, 2]")
-        producer.flush()
-    finally:
-        producer.close()
+    spread = json.dumps(bodies[0], indent=2).encode()  # one object over several lines
+    send(
+        settings,
+        topic,
+        [
+            *((None, b["customer_id"].encode(), json.dumps(b).encode()) for b in bodies),
+            # redelivered much later: other chunks, counted once
+            *((None, b["customer_id"].encode(), json.dumps(b).encode()) for b in bodies[:40]),
+            (None, bodies[0]["customer_id"].encode(), spread),
+            (None, b"x", b"{not json"),
+            (None, b"y", None),  # a tombstone
+            (None, b"z", b"[1, 2]"),
+        ],
+    )
     as_file = tmp_path / "events.jsonl"
     as_file.write_text("".join(json.dumps(b) + "\n" for b in bodies))
 
@@ -85,3 +80,52 @@ def test_a_missing_topic_is_named(kafka: ProvidedBroker, topic_prefix: str) -> N
     )
     with pytest.raises(Exception, match=f"topic {topic_prefix}-absent does not exist"):
         partition_topic(settings)
+
+
+def test_files_and_topic_together_give_the_features_of_their_union(
+    kafka: ProvidedBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The older history in files (Parquet and JSON Lines), the recent part in the topic,
+    a fifth of the events in both: every (customer_id, event_id) counts once."""
+    topic = f"{topic_prefix}-events"
+    settings = RescorerSettings(
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        topics={"events": topic},  # type: ignore[arg-type]
+    )
+    create_topic(settings, topic, 3)
+    events, _ = synthetic_events(200, seed=8)
+    events = events.sort("occurred_at")
+    rows = events.with_columns(events["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    bodies = [{k: v for k, v in row.items() if v is not None} for row in rows.iter_rows(named=True)]
+    older, newer = int(len(bodies) * 0.6), int(len(bodies) * 0.4)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    events[: older // 2].write_parquet(exports / "day1.parquet")
+    (exports / "day2.jsonl").write_text(
+        "".join(json.dumps(b) + "\n" for b in bodies[older // 2 : older])
+    )
+    send(
+        settings,
+        topic,
+        ((None, b["customer_id"].encode(), json.dumps(b).encode()) for b in bodies[newer:]),
+    )
+    everything = tmp_path / "all.jsonl"
+    everything.write_text("".join(json.dumps(b) + "\n" for b in bodies))
+
+    with (
+        partition_topic(settings, work_dir=str(tmp_path), files=[str(exports)]) as union,
+        partition_events([str(everything)], work_dir=str(tmp_path)) as whole,
+    ):
+        span = whole.span()
+        assert union.span().events == older + len(bodies) - newer  # the copies are rows
+        horizon = Horizon(span.latest, 365, span.latest - timedelta(days=60))
+        ours, theirs = union.customers(horizon), whole.customers(horizon)
+        assert ours.rows.height == theirs.rows.height == events["customer_id"].n_unique()
+        assert ours.rows.sort("customer_id").equals(theirs.rows.sort("customer_id"))
+        assert ours.channels.sort(pl.all()).equals(theirs.channels.sort(pl.all()))
+        assert union.sources == [
+            str(exports / "day1.parquet"),
+            str(exports / "day2.jsonl"),
+            f"kafka:{topic}",
+        ]
+        assert union.rejections.rejected == 0

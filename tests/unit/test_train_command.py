@@ -89,7 +89,7 @@ def test_train_on_cdnow_writes_artifact_and_report(
         (["--events", "EVENTS", "--k-min", "5", "--k-max", "4"], "need 2 <= k-min <= k-max"),
         (["--events", "EVENTS", "--max-invalid-share", "2"], "not a share"),
         (["--events", "EVENTS", "--k", "3000"], "too few for 3000 segments"),
-        ([], "one of the arguments --events --from-kafka is required"),
+        ([], "name the events: --events PATH..., --from-kafka, or both"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
