@@ -249,6 +249,21 @@ class _App(faust.App):
             await self.before_stop()
         await super().on_stop()
 
+    async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """A rebalance that begins while the worker stops waits for its last step.
+
+        Once stopping, Faust skips the revocation signal (the worker's
+        `_on_revoked`, which holds the handover until the step in flight is
+        acknowledged) and closes the consumer: the group would hand the
+        partitions over while the last step's outputs, records and positions
+        are still being written, and their new owner would recover without
+        them. So the stop's own finishing (the same one `on_stop` awaits) is
+        awaited first.
+        """
+        if self.should_stop and self.before_stop is not None:
+            await self.before_stop()
+        await super()._on_partitions_revoked(revoked)
+
 
 class _PipelineService(mode.Service):
     """Runs the pipeline with the app; finished before Faust stops tables and consumer.
@@ -261,7 +276,7 @@ class _PipelineService(mode.Service):
     def __init__(self, worker: RescorerWorker, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.worker = worker
-        self._finished = False
+        self._finishing: asyncio.Future[None] | None = None
 
     async def on_start(self) -> None:
         await self.worker.reader.start()
@@ -272,10 +287,15 @@ class _PipelineService(mode.Service):
         await self.worker.pipeline.run()
 
     async def finish(self) -> None:
-        """Stop the loop after its step, make everything durable (once)."""
-        if self._finished or not self.worker.delivery.started:
-            return
-        self._finished = True
+        """Stop the loop after its step, make everything durable (once: a second
+        caller waits for the first)."""
+        if self._finishing is None:
+            if not self.worker.delivery.started:
+                return
+            self._finishing = asyncio.ensure_future(self._finish())
+        await asyncio.shield(self._finishing)
+
+    async def _finish(self) -> None:
         pipeline = self.worker.pipeline
         pipeline.stop()
         try:

@@ -52,6 +52,7 @@ from streams.faust_internals import (
         (Store, "on_rebalance", ["self", "assigned", "revoked", "newly_assigned", "generation_id"]),
         (Store, "on_recovery_completed", ["self", "active_tps", "standby_tps"]),
         (App, "_stop_consumer", ["self"]),
+        (App, "_on_partitions_revoked", ["self", "revoked"]),
     ],
 )
 def test_a_method_the_worker_overrides_or_calls_has_its_signature(
