@@ -122,6 +122,10 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--replay", action="store_true", help="time rescorer replay as well")
     parser.add_argument("--work-dir", help="where logs and splits go (default: a temp dir)")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="record train --from-kafka with py-spy (collapsed stacks in DIR/kafka.txt)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     rescorer = str(Path(sys.executable).with_name("rescorer"))
@@ -148,8 +152,14 @@ def main() -> None:
         env_kafka = {"RESCORER_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "RESCORER_TOPIC_EVENTS": topic}
         os.environ.update(env_kafka)
         common = ["--work-dir", tmp]
-        kafka_s, kafka_mb, out = timed([rescorer, "train", "--from-kafka", *common,
-                                        "--model-dir", str(Path(tmp) / "mk")])  # fmt: skip
+        kafka_train = [rescorer, "train", "--from-kafka", *common, "--model-dir",
+                       str(Path(tmp) / "mk")]  # fmt: skip
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            spy = str(Path(sys.executable).with_name("py-spy"))
+            kafka_train = [spy, "record", "--format", "raw", "--rate", "50", "--threads",
+                           "-o", str(args.profile / "kafka.txt"), "--", *kafka_train]  # fmt: skip
+        kafka_s, kafka_mb, out = timed(kafka_train)
         print(f"    train --from-kafka:    {kafka_s:7.1f}s {kafka_mb:6.0f} MiB   {_summary(out)}",
               flush=True)  # fmt: skip
         file_s, file_mb, out = timed([rescorer, "train", "--events", str(folder), *common,

@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -51,26 +52,53 @@ FETCH_BYTES = 8 * 1024 * 1024
 
 
 class _Chunks:
-    """Values gathered into JSON Lines chunks and split into the log's partitions."""
+    """Values gathered into JSON Lines chunks and split into the log's partitions.
+
+    A fetched batch is checked and joined at once (the values are one line
+    each, normally); a full chunk is written and split in a thread of its own
+    while the next one is gathered (polars does the work, outside the GIL), so
+    memory holds at most two chunks.
+    """
 
     def __init__(self, log: PartitionedLog, first_index: int = 0) -> None:
         self.log = log
-        self.lines: list[bytes] = []
+        self.blobs: list[bytes] = []
+        self.records = 0
         self.index = first_index
         self.unparsable = 0
         self.examples: list[str] = []
+        self._splitter = ThreadPoolExecutor(1, thread_name_prefix="split")
+        self._splitting: Future[list[str]] | None = None
 
-    def add(self, value: bytes | None) -> None:
-        if value is None or b"\n" in value or b"\r" in value:
-            # A tombstone, or JSON spread over lines: one line of compact JSON, or a rejection.
-            line = _one_line(value)
-            if line is None:
-                self._bad(repr(value[:80]) if value is not None else "None")
+    def add_all(self, values: Sequence[bytes | None]) -> None:
+        """Add fetched values, in order."""
+        while values:
+            room = CHUNK_RECORDS - self.records
+            taken, values = values[:room], values[room:]
+            self._add_lines(taken)
+            if self.records >= CHUNK_RECORDS:
+                self.flush()
+
+    def _add_lines(self, values: Sequence[bytes | None]) -> None:
+        if None not in values:
+            blob = b"\n".join(cast("Sequence[bytes]", values))
+            if blob.count(b"\n") == len(values) - 1 and b"\r" not in blob:
+                self.blobs.append(blob)
+                self.records += len(values)
                 return
-            value = line
-        self.lines.append(value)
-        if len(self.lines) >= CHUNK_RECORDS:
-            self.flush()
+        lines = []
+        for value in values:
+            if value is None or b"\n" in value or b"\r" in value:
+                # A tombstone, or JSON over lines: one line of compact JSON, or a rejection.
+                line = _one_line(value)
+                if line is None:
+                    self._bad(repr(value[:80]) if value is not None else "None")
+                    continue
+                value = line
+            lines.append(value)
+        if lines:
+            self.blobs.append(b"\n".join(lines))
+            self.records += len(lines)
 
     def _bad(self, example: str) -> None:
         self.unparsable += 1
@@ -78,17 +106,40 @@ class _Chunks:
             self.examples.append(example)
 
     def flush(self) -> None:
-        if not self.lines:
+        """Hand the gathered chunk to the splitting thread (after the one before it)."""
+        self._wait()
+        if not self.blobs:
             return
         path = self.log.directory / f"chunk{self.index:05d}.jsonl"
-        path.write_bytes(b"\n".join(self.lines))
-        self.lines = []
-        try:
-            for line in split_file(self.log, self.index, path):
-                self._bad(line)
-        finally:
-            path.unlink()
+        path.write_bytes(b"\n".join(self.blobs))
+        self.blobs, self.records = [], 0
+        self._splitting = self._splitter.submit(_split_chunk, self.log, self.index, path)
         self.index += 1
+
+    def finish(self) -> None:
+        """Split what is left and wait for every split."""
+        try:
+            self.flush()
+            self._wait()
+        finally:
+            self._splitter.shutdown(wait=True, cancel_futures=True)
+
+    def abandon(self) -> None:
+        """Stop splitting (the read failed): wait for a split in progress, start no other."""
+        self._splitter.shutdown(wait=True, cancel_futures=True)
+
+    def _wait(self) -> None:
+        if self._splitting is not None:
+            splitting, self._splitting = self._splitting, None
+            for line in splitting.result():
+                self._bad(line)
+
+
+def _split_chunk(log: PartitionedLog, index: int, path: Path) -> list[str]:
+    try:
+        return split_file(log, index, path)
+    finally:
+        path.unlink()
 
 
 def _one_line(value: bytes | None) -> bytes | None:
@@ -142,27 +193,30 @@ async def _drain(
         for tp in assigned:
             consumer.seek(tp, starts[tp])
         chunks = on_bounds(sum(ends[tp] - starts[tp] for tp in assigned))
-        remaining = {tp for tp in assigned if ends[tp] > starts[tp]}
-        read = dict.fromkeys(assigned, 0)
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
-            for tp, records in batches.items():
-                end = ends[tp]
-                for record in records:
-                    if record.offset < end:
-                        chunks.add(record.value)
-                        read[tp] += 1
-            for tp in list(remaining):
-                # Positions, not the last offset read: a compacted or transactional
-                # partition may end with offsets that deliver no record.
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-                    consumer.pause(tp)
-                    if progress:
-                        progress(f"{topic}[{tp.partition}]: read {read[tp]} records to its end")
-            if progress and batches:
-                progress(f"read {sum(read.values())} records from {topic}")
-        chunks.flush()
+        try:
+            remaining = {tp for tp in assigned if ends[tp] > starts[tp]}
+            read = dict.fromkeys(assigned, 0)
+            while remaining:
+                batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
+                for tp, records in batches.items():
+                    end = ends[tp]
+                    values = [record.value for record in records if record.offset < end]
+                    chunks.add_all(values)
+                    read[tp] += len(values)
+                for tp in list(remaining):
+                    # Positions, not the last offset read: a compacted or transactional
+                    # partition may end with offsets that deliver no record.
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+                        consumer.pause(tp)
+                        if progress:
+                            progress(f"{topic}[{tp.partition}]: read {read[tp]} records to its end")
+                if progress and batches:
+                    progress(f"read {sum(read.values())} records from {topic}")
+            chunks.finish()
+        except BaseException:
+            chunks.abandon()
+            raise
         return chunks
     finally:
         await consumer.stop()

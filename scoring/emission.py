@@ -32,7 +32,7 @@ from scoring.active_model import ActiveModel
 from scoring.customer_record import CustomerRecord, Move, epoch_micros
 from scoring.evaluation import Evaluation
 from scoring.holdout import HoldoutPolicy
-from scoring.live_traits import TraitRows, traits_at
+from scoring.live_traits import traits_at
 from scoring.membership import confidence, membership
 from scoring.traits import BAND_ORDER, DEFAULT_HORIZON_DAYS, BandThresholds, Traits
 
@@ -68,7 +68,6 @@ def emit(
     """
     emission = Emission([], [], [], [], [])
     found = evaluation.traits
-    bands = [None] * len(evaluation) if found is None else _band_names(found)
     columns = None if found is None else _TraitColumns.of(found.traits, found.band, horizon_days)
     for row, (key, record) in enumerate(zip(evaluation.keys, evaluation.records, strict=True)):
         vector = evaluation.vectors[row]
@@ -77,8 +76,8 @@ def emit(
         model_changed = record.model_version != active.version
         moved = record.segment_id != segment_id
         previous = record.vector
-        band = bands[row]
-        banded = band is not None and band != record.band
+        band = None if columns is None else columns.band[row]
+        banded = band is not None and band != record.band  # a StrEnum equals its value
         material = (
             moved or model_changed or banded or previous is None or previous[1:] != vector[1:]
         )
@@ -162,7 +161,7 @@ class _Output:
     def band_change(
         self,
         previous: str | None,
-        band: str,
+        band: RiskBand,
         reason: ChangeReason,
         now: datetime,
         trigger: str | None,
@@ -171,7 +170,7 @@ class _Output:
         assert traits is not None  # noqa: S101 - a band needs traits
         return trusted(
             RiskBandChange, customer_id=self.customer_id,
-            previous_band=None if previous is None else _BANDS[previous], band=_BANDS[band],
+            previous_band=None if previous is None else _BANDS[previous], band=band,
             churn_risk=traits.churn_risk, p_alive=traits.p_alive, segment_id=self.segment_id,
             segment_name=self.segment_name, model_version=self.model_version, reason=reason,
             holdout=self.holdout, as_of=self.as_of, emitted_at=now, trigger_event_id=trigger,
@@ -179,10 +178,6 @@ class _Output:
 
 
 _BANDS = {band.value: band for band in RiskBand}
-
-
-def _band_names(found: TraitRows) -> list[str | None]:
-    return [BAND_ORDER[code].value for code in found.band.tolist()]
 
 
 @dataclass(frozen=True)
