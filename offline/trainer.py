@@ -16,6 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 from offline.action_cards import behaviour, interacts, lever, migration, values
 from offline.algorithms import SAMPLE as ALGORITHM_SAMPLE
 from offline.algorithms import choose, compare_algorithms
+from offline.clv_fit import PurchaseSummary
 from offline.customer_table import CustomerTable, Horizon
 from offline.errors import InputError
 from offline.features import rfm_features
@@ -33,7 +34,7 @@ from offline.predictive import (
     strong_correlations,
 )
 from offline.segmenter import DEFAULT_TRANSFORMS, SILHOUETTE_SAMPLE, KCandidate, RfmSegmenter
-from offline.traits import purchase_model, segment_traits
+from offline.traits import purchase_model, segment_traits, summary_at
 from offline.validation import (
     Holdout,
     InternalMetrics,
@@ -172,12 +173,14 @@ def train(
     # The predictive fit needs only the customer table: it runs beside the segments'
     # fit and validation (numpy, scipy and polars release the GIL in their loops).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="purchase-model") as pool:
-        fitting = pool.submit(purchase_model, data.table, data.horizon)
+        summary = summary_at(data.table, data.horizon.as_of)
+        fitting = pool.submit(purchase_model, data.table, data.horizon, summary)
         fitted = _fit(data, config, previous, progress)
         checks = _check(history, data, fitted, config, progress)
         progress("fitting BG/NBD and Gamma-Gamma for the predictive traits")
         traits = fitting.result()
-    model = _with_traits(_package(data, fitted, checks, config, previous), traits, data, fitted)
+    packaged = _package(data, fitted, checks, config, previous)
+    model = _with_traits(packaged, traits, summary, fitted)
     return TrainResult(
         model, data.features, fitted.segment_ids, fitted.segmenter.candidates_, checks.internal,
         checks.sample, checks.stability, checks.holdout, checks.kpis, fitted.notes + checks.notes,
@@ -185,12 +188,12 @@ def train(
 
 
 def _with_traits(
-    model: SegmentModel, traits: PurchaseModel | None, data: _Data, fitted: _Fitted
+    model: SegmentModel, traits: PurchaseModel | None, summary: PurchaseSummary, fitted: _Fitted
 ) -> SegmentModel:
     """The artifact with its predictive model, and each segment's members' traits."""
     if traits is None:
         return model
-    by_segment = segment_traits(traits, data.table, data.horizon, fitted.segment_ids)
+    by_segment = segment_traits(traits, summary, fitted.segment_ids)
     segments = tuple(
         s.model_copy(
             update={

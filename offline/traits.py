@@ -74,9 +74,14 @@ def _figures(fit: BgNbdFit) -> BgNbdFigures:
     )  # fmt: skip
 
 
-def purchase_model(table: CustomerTable, horizon: Horizon) -> PurchaseModel | None:
-    """The predictive model of the customers at T (None when the likelihood has no maximum)."""
-    summary = summary_at(table, horizon.as_of)
+def purchase_model(
+    table: CustomerTable, horizon: Horizon, summary: PurchaseSummary | None = None
+) -> PurchaseModel | None:
+    """The predictive model of the customers at T (None when the likelihood has no maximum).
+
+    `summary` is the table's `summary_at` T, when the caller has it already.
+    """
+    summary = summary_at(table, horizon.as_of) if summary is None else summary
     sample = summary.sample(FIT_SAMPLE)
     try:
         fit = fit_bgnbd(sample)
@@ -144,17 +149,16 @@ def _check(table: CustomerTable, horizon: Horizon) -> TraitsCheck | None:
 
 def segment_traits(
     model: PurchaseModel,
-    table: CustomerTable,
-    horizon: Horizon,
+    summary: PurchaseSummary,
     segment_ids: np.ndarray,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     bands: BandThresholds = BandThresholds(),  # noqa: B008 - frozen, immutable
 ) -> dict[int, SegmentTraits]:
     """Per segment id, its members' mean traits at T and how many are at High risk.
 
-    `segment_ids` line up with the table's customers with a purchase by T.
+    `summary` is the customer table's `summary_at` T, and `segment_ids` line up
+    with its customers (those with a purchase by T).
     """
-    summary = summary_at(table, horizon.as_of)
     found = traits(TraitModel.of(model), summary.x, summary.t_x, summary.T, summary.m, horizon_days)
     high = bands.band(found.churn_risk) == RiskBand.HIGH.value
     out: dict[int, SegmentTraits] = {}
