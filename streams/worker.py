@@ -78,6 +78,8 @@ class RescorerWorker:
             )  # fmt: skip
             self.store_context.lock()
         self.tables = StateTables(self.app, settings.partitions, self.store_context)
+        for table in self.tables.all:  # every table's catch-up series, at 0 until one happens
+            self.metrics.store_caught_up.labels(table.name)
         self.state = WorkerState(settings.rescore_config(), settings.drift_adwin_delta)
         self.ownership = Ownership()
         self.group = FaustGroup(self.app)
