@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 from rescorer.common import margin_arg, rate_arg
 from rescorer.errors import UsageError
 from schemas.events import CustomerEvent, EventType
+from schemas.segments import RiskBandChange, SegmentAssignment, SegmentChange
 
 
 def register(commands: Any) -> None:
@@ -65,6 +66,46 @@ def _events(frame: Any) -> Iterator[CustomerEvent]:
         )
 
 
+_BAND_ORDER = ("low", "medium", "high")
+
+
+class _FileSink:
+    """A replay's outputs written to JSON Lines files as they come, and tallied."""
+
+    def __init__(self, out: Path) -> None:
+        self._files = [
+            (out / name).open("w") for name in ("changes.jsonl", "band-changes.jsonl",
+                                               "assignments.jsonl")
+        ]  # fmt: skip
+        self.reasons: Counter[str] = Counter()
+        self.band_kinds: Counter[str] = Counter()
+        self.assigned = 0
+
+    def __enter__(self) -> _FileSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._files:
+            handle.close()
+
+    def changes(self, changes: Sequence[SegmentChange]) -> None:
+        self._files[0].writelines(c.model_dump_json() + "\n" for c in changes)
+        self.reasons.update(c.reason.value for c in changes)
+
+    def band_changes(self, crossings: Sequence[RiskBandChange]) -> None:
+        self._files[1].writelines(c.model_dump_json() + "\n" for c in crossings)
+        self.band_kinds.update(
+            "first" if c.previous_band is None
+            else "up" if _BAND_ORDER.index(c.band) > _BAND_ORDER.index(c.previous_band)
+            else "down"
+            for c in crossings
+        )  # fmt: skip
+
+    def assignments(self, assignments: Sequence[SegmentAssignment]) -> None:
+        self._files[2].writelines(a.model_dump_json() + "\n" for a in assignments)
+        self.assigned += len(assignments)
+
+
 def run(args: argparse.Namespace) -> int:
     """Replay, then write ``changes.jsonl``, ``assignments.jsonl`` and ``band-changes.jsonl``."""
     from offline.errors import InputError
@@ -75,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from scoring.holdout import HoldoutPolicy
     from scoring.online_clusters import DEFAULT_LEARNING_RATE
     from scoring.reassignment import RescoreConfig
-    from scoring.replay import replay
+    from scoring.replay import replay_into
     from scoring.traits import BandThresholds
 
     if args.sweep_period_hours <= 0:
@@ -98,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     frame = log.frame.select("event_id", "customer_id", "type", "occurred_at", "amount")
     frame = frame.with_columns(frame["type"].cast(str)).sort("occurred_at", maintain_order=True)
+    del log  # the sorted copy is all that is read from here on
     settings = load_settings()
     config = RescoreConfig(
         margin=args.margin,
@@ -108,38 +150,25 @@ def run(args: argparse.Namespace) -> int:
         traits_horizon_days=settings.traits_horizon_days,
         bands=BandThresholds(settings.risk_band_medium, settings.risk_band_high),
     )
-    result = replay(_events(frame), model, config, args.batch_size)
     args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "changes.jsonl").open("w") as out:
-        for change in result.changes:
-            out.write(change.model_dump_json() + "\n")
-    with (args.out / "assignments.jsonl").open("w") as out:
-        for assignment in result.assignments:
-            out.write(assignment.model_dump_json() + "\n")
-    with (args.out / "band-changes.jsonl").open("w") as out:
-        for crossing in result.band_changes:
-            out.write(crossing.model_dump_json() + "\n")
-    reasons = Counter(c.reason.value for c in result.changes)
+    with _FileSink(args.out) as sink:
+        summary = replay_into(_events(frame), model, sink, config, args.batch_size)
+    reasons = sink.reasons
     print(
         f"replayed {frame.height} events with model v{model.version}: "
-        f"{len(result.assignments)} customers assigned, {len(result.changes)} changes "
+        f"{sink.assigned} customers assigned, {sum(reasons.values())} changes "
         f"({', '.join(f'{r}={n}' for r, n in sorted(reasons.items())) or 'none'})"
     )
     print(
         "events: "
         + ", ".join(
-            f"{k}={result.counts.get(k, 0)}"
+            f"{k}={summary.counts.get(k, 0)}"
             for k in ("applied", "duplicate", "too_old", "session", "future")
         )
     )
-    order = ("low", "medium", "high")
-    kinds = Counter(
-        "first" if c.previous_band is None
-        else "up" if order.index(c.band) > order.index(c.previous_band) else "down"
-        for c in result.band_changes
-    )  # fmt: skip
+    kinds = sink.band_kinds
     print(
-        f"risk bands: {len(result.band_changes)} changes "
+        f"risk bands: {sum(kinds.values())} changes "
         f"({', '.join(f'{k}={kinds[k]}' for k in ('first', 'up', 'down'))})"
     )
     print(

@@ -11,10 +11,11 @@ replays of the same input give identical output.
 from __future__ import annotations
 
 import sys
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Protocol
 
 from schemas.events import CustomerEvent
 from schemas.model import SegmentModel
@@ -24,6 +25,10 @@ from scoring.reassignment import RescoreConfig, Rescorer, RescoreResult
 
 REPLAY_PARTITION = 0
 DEFAULT_BATCH = 500
+FINAL_BATCH = 10_000
+"""Customers per batch of final assignments."""
+CACHED_RECORDS = 50_000
+"""Customer records kept as objects (the most recently used); the rest as bytes."""
 
 
 @dataclass
@@ -35,6 +40,38 @@ class ReplayResult:
     assignments: list[SegmentAssignment] = field(default_factory=list)
     records: dict[str, CustomerRecord] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+
+
+class ReplaySink(Protocol):
+    """Where a replay's outputs go as they are produced (files, a list)."""
+
+    def changes(self, changes: Sequence[SegmentChange]) -> None: ...
+    def band_changes(self, crossings: Sequence[RiskBandChange]) -> None: ...
+    def assignments(self, assignments: Sequence[SegmentAssignment]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """What a streamed replay counted (its outputs went to the sink)."""
+
+    customers: int
+    counts: dict[str, int]
+
+
+class _Collect:
+    """A sink that keeps everything (`replay`)."""
+
+    def __init__(self, result: ReplayResult) -> None:
+        self.result = result
+
+    def changes(self, changes: Sequence[SegmentChange]) -> None:
+        self.result.changes.extend(changes)
+
+    def band_changes(self, crossings: Sequence[RiskBandChange]) -> None:
+        self.result.band_changes.extend(crossings)
+
+    def assignments(self, assignments: Sequence[SegmentAssignment]) -> None:
+        self.result.assignments.extend(assignments)
 
 
 def _batches(events: Iterable[CustomerEvent], size: int) -> Iterator[list[CustomerEvent]]:
@@ -50,20 +87,63 @@ def replay(
     batch_size: int = DEFAULT_BATCH,
 ) -> ReplayResult:
     """Run the core over `events` (in event-time order) and collect its outputs."""
+    result = ReplayResult()
+    records: dict[str, bytes] = {}
+    summary = replay_into(events, model, _Collect(result), config, batch_size, records)
+    result.records = {key: CustomerRecord.loads(data) for key, data in records.items()}
+    result.counts = summary.counts
+    return result
+
+
+def replay_into(
+    events: Iterable[CustomerEvent],
+    model: SegmentModel,
+    sink: ReplaySink,
+    config: RescoreConfig | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    records: dict[str, bytes] | None = None,
+) -> ReplaySummary:
+    """Run the core over `events` (in event-time order), handing outputs to `sink` as
+    they come; the final assignments go out in batches of `batch_size` too.
+
+    Customer records are kept as the bytes the worker's store keeps (about 180
+    per customer), in `records` when given, so memory grows with the customers,
+    not with the events or the outputs.
+    """
     rescorer = Rescorer(model, config)
-    records: dict[str, CustomerRecord] = {}
+    held: dict[str, bytes] = {} if records is None else records
+    # The core updates the records it evaluates in place, and writes only those
+    # that changed materially (a worker's sweep that only moved the clock need
+    # not); a replay keeps every update, as if each record were one object all
+    # along. The most recently used `CACHED_RECORDS` stay objects; the others are
+    # kept as the bytes the worker's store keeps (about 180 per customer), written
+    # back between calls to the core, never while it may hold them.
+    cache: OrderedDict[str, CustomerRecord] = OrderedDict()
 
     def lookup(key: str, _partition: int) -> CustomerRecord | None:
-        return records.get(key)
+        record = cache.get(key)
+        if record is None:
+            data = held.get(key)
+            if data is None:
+                return None
+            record = cache[key] = CustomerRecord.loads(data)
+        else:
+            cache.move_to_end(key)
+        return record
 
-    changes: list[SegmentChange] = []
-    band_changes: list[RiskBandChange] = []
     counts: Counter[str] = Counter()
 
     def take(result: RescoreResult) -> None:
-        records.update(result.records)
-        changes.extend(result.changes)
-        band_changes.extend(result.band_changes)
+        for key, record in result.records.items():
+            cache[key] = record
+            cache.move_to_end(key)
+        while len(cache) > CACHED_RECORDS:
+            key, record = cache.popitem(last=False)
+            held[key] = record.dumps()
+        if result.changes:
+            sink.changes(result.changes)
+        if result.band_changes:
+            sink.band_changes(result.band_changes)
         counts.update({outcome.value: n for outcome, n in result.counts.items()})
 
     for batch in _batches(events, batch_size):
@@ -76,7 +156,12 @@ def replay(
     if last is not None and last.watermark is not None:
         last.due.reschedule_all(0)
         take(rescorer.sweep(REPLAY_PARTITION, lookup, last.watermark, sys.maxsize))
-    assignments = rescorer.current_assignments(
-        REPLAY_PARTITION, [(key, records[key]) for key in sorted(records)]
-    )
-    return ReplayResult(changes, band_changes, assignments, records, dict(counts))
+    for key, record in cache.items():
+        held[key] = record.dumps()
+    cache.clear()
+    keys = sorted(held)
+    for start in range(0, len(keys), max(batch_size, FINAL_BATCH)):
+        chunk = keys[start : start + max(batch_size, FINAL_BATCH)]
+        items = [(key, CustomerRecord.loads(held[key])) for key in chunk]
+        sink.assignments(rescorer.current_assignments(REPLAY_PARTITION, items))
+    return ReplaySummary(len(held), dict(counts))

@@ -212,3 +212,27 @@ def test_feature_weights_are_recorded_and_replay_scores_in_the_weighted_space(
     code, _, err = run(["train", "--events", str(cdnow_events), "--model-dir", str(models),
                         "--weights", "monetary=0"], capsys)  # fmt: skip
     assert code == 2 and "(0, 100]" in err
+
+
+def test_records_kept_as_bytes_give_the_same_outputs_as_records_kept_as_objects(
+    cdnow: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With room for 50 records as objects, nearly every lookup decodes the store's bytes."""
+    from scoring import replay as replay_module
+
+    outputs = []
+    for name, cached in (("objects", replay_module.CACHED_RECORDS), ("bytes", 50)):
+        monkeypatch.setattr(replay_module, "CACHED_RECORDS", cached)
+        code, _, err = run(replay(cdnow, tmp_path / name), capsys)
+        assert code == 0, err
+        outputs.append(
+            [
+                (tmp_path / name / f).read_bytes()
+                for f in ("changes.jsonl", "band-changes.jsonl", "assignments.jsonl")
+            ]
+        )
+    assert outputs[0] == outputs[1]
+    assert len(read_jsonl(tmp_path / "bytes" / "assignments.jsonl")) > 1_000
