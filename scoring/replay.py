@@ -160,8 +160,9 @@ def replay_into(
         held[key] = record.dumps()
     cache.clear()
     keys = sorted(held)
-    for start in range(0, len(keys), max(batch_size, FINAL_BATCH)):
-        chunk = keys[start : start + max(batch_size, FINAL_BATCH)]
+    size = max(batch_size, FINAL_BATCH)
+    for start in range(0, len(keys), size):
+        chunk = keys[start : start + size]
         items = [(key, CustomerRecord.loads(held[key])) for key in chunk]
         sink.assignments(rescorer.current_assignments(REPLAY_PARTITION, items))
     return ReplaySummary(len(held), dict(counts))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -22,18 +23,29 @@ from tests.support.topics import create_topic, send
 pytestmark = pytest.mark.integration
 
 
-def test_the_topic_split_in_small_chunks_gives_the_table_of_its_events_as_a_file(
-    kafka: ProvidedBroker, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    topic = f"{topic_prefix}-events"
+def events_topic(kafka: ProvidedBroker, prefix: str) -> tuple[str, RescorerSettings]:
+    """A new events topic of 3 partitions, and settings that name it."""
+    topic = f"{prefix}-events"
     settings = RescorerSettings(
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         topics={"events": topic},  # type: ignore[arg-type]
     )
     create_topic(settings, topic, 3)
-    events, _ = synthetic_events(120, seed=5)
+    return topic, settings
+
+
+def json_bodies(events: pl.DataFrame) -> list[dict[str, Any]]:
+    """Each event as the JSON object a producer sends (no null fields)."""
     rows = events.with_columns(events["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
-    bodies = [{k: v for k, v in row.items() if v is not None} for row in rows.iter_rows(named=True)]
+    return [{k: v for k, v in row.items() if v is not None} for row in rows.iter_rows(named=True)]
+
+
+def test_the_topic_split_in_small_chunks_gives_the_table_of_its_events_as_a_file(
+    kafka: ProvidedBroker, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic, settings = events_topic(kafka, topic_prefix)
+    events, _ = synthetic_events(120, seed=5)
+    bodies = json_bodies(events)
     spread = json.dumps(bodies[0], indent=2).encode()  # one object over several lines
     send(
         settings,
@@ -87,16 +99,10 @@ def test_files_and_topic_together_give_the_features_of_their_union(
 ) -> None:
     """The older history in files (Parquet and JSON Lines), the recent part in the topic,
     a fifth of the events in both: every (customer_id, event_id) counts once."""
-    topic = f"{topic_prefix}-events"
-    settings = RescorerSettings(
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-        topics={"events": topic},  # type: ignore[arg-type]
-    )
-    create_topic(settings, topic, 3)
+    topic, settings = events_topic(kafka, topic_prefix)
     events, _ = synthetic_events(200, seed=8)
     events = events.sort("occurred_at")
-    rows = events.with_columns(events["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
-    bodies = [{k: v for k, v in row.items() if v is not None} for row in rows.iter_rows(named=True)]
+    bodies = json_bodies(events)
     older, newer = int(len(bodies) * 0.6), int(len(bodies) * 0.4)
     exports = tmp_path / "exports"
     exports.mkdir()
