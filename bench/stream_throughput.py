@@ -12,7 +12,9 @@ log, 8 partitions) and a model trained on the same log:
 - (naive) the textbook Faust agent (bench/naive_agent.py);
 - (worker) ``rescorer worker`` from offset 0 to the end;
 - (plain) the same worker with the model's predictive part removed (no traits),
-  catch-up only: what the live traits cost.
+  catch-up only: what the live traits cost;
+- (eos) the worker with ``RESCORER_PROCESSING_GUARANTEE=exactly_once``: every
+  figure of the durable store's phase, what Kafka transactions cost.
 
 Rates of the Faust apps and the worker are measured from their consumer
 group's committed offsets (the worker commits only positions whose outputs
@@ -27,7 +29,9 @@ start-up is excluded alike. Then, with the worker caught up:
   new customer's first purchase, dated 40 days after the history so that the
   whole pre-loaded population becomes due for the sweep at once; latency runs
   from the event's produce time to the moment the broker appended its change
-  (the changes topic is created with ``LogAppendTime``);
+  (the changes topic is created with ``LogAppendTime``), and (``p99_visible``)
+  to the moment a ``read_committed`` consumer received it: in exactly-once
+  mode a change is visible only once its transaction is committed;
 - state: mean size of the latest changelog value per customer.
 
 Usage: ``python bench/stream_throughput.py [--customers 100000] [--events 500000]``
@@ -216,26 +220,34 @@ def group_rate(
 
 
 class ChangeWatch:
-    """Reads the changes topic from its current end, matching changes to probe events."""
+    """Reads the changes topic from its current end, matching changes to probe events,
+    as a downstream service would (``read_committed``)."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False,
+            isolation_level="read_committed", fetch_max_wait_ms=20,
+        )  # fmt: skip
         parts = [KafkaPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
         self.consumer.assign(parts)
         self.consumer.seek_to_end(*parts)
         for tp in parts:
             self.consumer.position(tp)
 
-    def collect(self, sent: dict[str, int], timeout: float) -> dict[str, int]:
-        """Change produce time (ms) per probe event id, until all arrived or `timeout`."""
-        seen: dict[str, int] = {}
+    def collect(self, sent: dict[str, int], timeout: float) -> dict[str, tuple[int, int]]:
+        """Per probe event id, (when the broker appended its change, when this consumer
+        received it) in ms, until all arrived or `timeout`. The two differ by the
+        poll's delay, and in exactly-once mode by the wait for the commit."""
+        seen: dict[str, tuple[int, int]] = {}
         deadline = time.monotonic() + timeout
         while len(seen) < len(sent) and time.monotonic() < deadline:
-            for records in self.consumer.poll(timeout_ms=200).values():
+            polled = self.consumer.poll(timeout_ms=200)
+            received = int(time.time() * 1000)
+            for records in polled.values():
                 for record in records:
                     trigger = json.loads(record.value).get("trigger_event_id") or ""
                     if trigger in sent:
-                        seen[trigger] = record.timestamp
+                        seen[trigger] = (record.timestamp, received)
         return seen
 
     def close(self) -> None:
@@ -295,16 +307,21 @@ async def produce_at_rate(
 
 def latency(
     bootstrap: str, events: str, changes: str, rate: int, seconds: float, start_at: datetime
-) -> tuple[float, float, int, int]:
-    """(p50 ms, p99 ms, matched, sent) from event produce time to change append time."""
+) -> tuple[float, float, float, int, int]:
+    """(p50 ms, p99 ms, p99 visible ms, matched, sent): from event produce time to change
+    append time, and (p99 visible) to when a read_committed consumer received it."""
     watch = ChangeWatch(bootstrap, changes)
     sent = asyncio.run(produce_at_rate(bootstrap, events, rate, seconds, start_at))
     seen = watch.collect(sent, timeout=60)
     watch.close()
     if not seen:
         raise SystemExit("no segment changes arrived for the latency probe")
-    delays = [seen[e] - sent[e] for e in seen]
-    return float(np.percentile(delays, 50)), float(np.percentile(delays, 99)), len(seen), len(sent)
+    delays = [seen[e][0] - sent[e] for e in seen]
+    visible = [seen[e][1] - sent[e] for e in seen]
+    return (
+        float(np.percentile(delays, 50)), float(np.percentile(delays, 99)),
+        float(np.percentile(visible, 99)), len(seen), len(sent),
+    )  # fmt: skip
 
 
 def state_bytes(bootstrap: str, topic: str) -> tuple[float, int]:
@@ -546,11 +563,11 @@ def main() -> None:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         admin.create_topics(
             [NewTopic(f"{run}-{store}-changes", PARTITIONS, 1, topic_configs=appended)
-             for store in STORES]
-            + [NewTopic(f"{run}-{store}-events", PARTITIONS, 1) for store in (*STORES, "plain")]
+             for store in PHASES]
+            + [NewTopic(f"{run}-{store}-events", PARTITIONS, 1) for store in (*PHASES, "plain")]
         )  # fmt: skip
         admin.close()
-        for store in (*STORES, "plain"):  # each worker gets the history alone, probes and all
+        for store in (*PHASES, "plain"):  # each worker gets the history alone, probes and all
             asyncio.run(copy_topic(bootstrap, events_topic, f"{run}-{store}-events", total))
         plain_models = ModelRegistry(work / "plain-models")
         plain_models.save(result.model.model_copy(update={"traits": None}))
@@ -578,16 +595,29 @@ def main() -> None:
         for store in STORES:
             print(f"-- worker with the {store}:// store")
             figures[store] = store_phase(
-                bootstrap, env_of(store), work / store, total, customers, latest, args, profile
-            )
-        durable, memory = figures["rescorer"], figures["memory"]
+                store, bootstrap, env_of(store), work / store, total, customers, latest, args,
+                profile,
+            )  # fmt: skip
+        print("-- worker with the rescorer:// store, exactly once (Kafka transactions)")
+        eos_env = {**env_of("eos"), "RESCORER_STORE": "rescorer://",
+                   "RESCORER_PROCESSING_GUARANTEE": "exactly_once"}  # fmt: skip
+        figures["eos"] = store_phase(
+            "eos", bootstrap, eos_env, work / "eos", total, customers, latest, args, profile
+        )
+        durable, memory, eos = figures["rescorer"], figures["memory"], figures["eos"]
         per_customer, keys = state_bytes(bootstrap, f"{run}-rescorer-customers-changelog")
         print(f"state: {per_customer:.0f} bytes per customer over {keys:,} customers "
               "(latest changelog value + key)")  # fmt: skip
-        print("stores side by side (rescorer:// durable | memory://):")
+        print("side by side (rescorer:// durable | memory:// | rescorer:// exactly once):")
         for name, unit in STORE_FIGURES:
-            print(f"  {name:<22} {getattr(durable, name):>10.2f} | "
-                  f"{getattr(memory, name):>10.2f} {unit}")  # fmt: skip
+            values = " | ".join(f"{getattr(f, name):>10.2f}" for f in (durable, memory, eos))
+            print(f"  {name:<22} {values} {unit}")
+        print(
+            f"exactly once: {eos.worker_eps:,.0f} events/s, "
+            f"{eos.worker_eps / durable.worker_eps:.2f}x "
+            f"at least once; p99 visible {eos.p99_visible_ms:.0f} ms against "
+            f"{durable.p99_visible_ms:.0f} ms"
+        )
         print(
             f"traits: worker with traits {durable.worker_eps:,.0f} events/s, without "
             f"{plain:,.0f} events/s: {durable.worker_eps / plain:.2f}x (>= 0.9)"
@@ -611,6 +641,11 @@ def main() -> None:
             f"memory_restart_s={memory.restart_s:.1f} "
             f"memory_restart_kill_s={memory.restart_kill_s:.1f} "
             f"memory_failover_s={memory.failover_s:.1f} "
+            f"p99_visible_ms={durable.p99_visible_ms:.0f} eos_worker_eps={eos.worker_eps:.0f} "
+            f"eos_ratio={eos.worker_eps / durable.worker_eps:.3f} "
+            f"eos_ratio_pipe={eos.worker_eps / pipe:.3f} eos_p99_ms={eos.p99_ms:.0f} "
+            f"eos_p99_visible_ms={eos.p99_visible_ms:.0f} eos_restart_s={eos.restart_s:.1f} "
+            f"eos_restart_kill_s={eos.restart_kill_s:.1f} eos_failover_s={eos.failover_s:.1f} "
             f"rss_bytes_per_customer={durable.rss_bytes_per_customer:.0f} "
             f"memory_rss_bytes_per_customer={memory.rss_bytes_per_customer:.0f} "
             f"disk_bytes_per_customer={durable.disk_bytes_per_customer:.0f} "
@@ -619,6 +654,8 @@ def main() -> None:
 
 
 STORES = ("rescorer", "memory")
+PHASES = (*STORES, "eos")
+"""Worker phases: each store at least once, and the durable store in exactly-once mode."""
 STORE_FIGURES = (
     ("worker_eps", "events/s"),
     ("restart_s", "s (SIGTERM, start, first change)"),
@@ -626,6 +663,7 @@ STORE_FIGURES = (
     ("failover_s", "s (one of two killed, first change of its partition from the other)"),
     ("p50_ms", "ms"),
     ("p99_ms", "ms"),
+    ("p99_visible_ms", "ms (to a read_committed consumer)"),
     ("rss_bytes_per_customer", "bytes resident per customer"),
     ("disk_bytes_per_customer", "bytes on disk per customer"),
 )
@@ -641,6 +679,7 @@ class StoreFigures:
     failover_s: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    p99_visible_ms: float = 0.0
     rss_bytes_per_customer: float = 0.0
     disk_bytes_per_customer: float = 0.0
     max_psi: float = 0.0
@@ -697,6 +736,7 @@ def owned_partitions(worker: Worker) -> set[int]:
 
 
 def store_phase(
+    name: str,
     bootstrap: str,
     env: dict[str, str],
     work: Path,
@@ -706,9 +746,8 @@ def store_phase(
     args: argparse.Namespace,
     profile: Callable[[str], Profile],
 ) -> StoreFigures:
-    """One store: catch-up rate, restarts, failover, latency, memory and disk."""
+    """One store (or mode): catch-up rate, restarts, failover, latency, memory and disk."""
     work.mkdir()
-    store = env["RESCORER_STORE"].split(":")[0]
     figures = StoreFigures()
     empty_rss = idle_resident_bytes(env, work)
     log = work / "worker.log"
@@ -716,7 +755,7 @@ def store_phase(
     try:
         figures.worker_eps = group_rate(
             bootstrap, env["RESCORER_APP_ID"], env["RESCORER_TOPIC_EVENTS"], total,
-            worker.process, log, profile(f"{store}-catch-up"),
+            worker.process, log, profile(f"{name}-catch-up"),
         )  # fmt: skip
         print(f"(worker) rescorer worker, 0 to end, flushed:        {figures.worker_eps:>9,.0f} "
               "events/s")  # fmt: skip
@@ -757,8 +796,8 @@ def store_phase(
         print(f"restart after SIGKILL: {figures.restart_kill_s:.1f}s from start to the first "
               f"change ({restored:,.0f} customers restored)")  # fmt: skip
 
-        figures.p50_ms, figures.p99_ms = latency_phase(
-            bootstrap, env, worker, args, latest, profile(f"{store}-latency")
+        figures.p50_ms, figures.p99_ms, figures.p99_visible_ms = latency_phase(
+            bootstrap, env, worker, args, latest, profile(f"{name}-latency")
         )
         figures.failover_s = failover(bootstrap, env, work, worker, latest)
         worker = None  # type: ignore[assignment] # failover stopped it
@@ -775,12 +814,12 @@ def latency_phase(
     args: argparse.Namespace,
     latest: datetime,
     probe: Profile,
-) -> tuple[float, float]:
-    """p50 and p99 of the probe, with the whole population due for the sweep."""
+) -> tuple[float, float, float]:
+    """p50, p99 and p99 visible of the probe, with the whole population due for the sweep."""
     swept_before = worker.total("rescorer_swept_customers_total")
     steps_before = worker.metrics()
     probe.start(worker.process.pid)
-    p50, p99, matched, sent = latency(
+    p50, p99, p99_visible, matched, sent = latency(
         bootstrap, env["RESCORER_TOPIC_EVENTS"], env["RESCORER_TOPIC_CHANGES"], args.rate,
         args.seconds, latest + timedelta(days=40),
     )  # fmt: skip
@@ -800,9 +839,10 @@ def latency_phase(
           f"average (decode to flushed), {slices:,.0f} sweep slices of "
           f"{slice_ms:.1f} ms")  # fmt: skip
     print(f"latency at {args.rate}/s over {args.seconds:.0f}s ({matched}/{sent} changes) "
-          f"with the whole population due: p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
+          f"with the whole population due: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
+          f"(received by a read_committed consumer: p99 {p99_visible:.0f} ms); "
           f"the sweep re-scored {swept:,.0f} customers meanwhile")  # fmt: skip
-    return p50, p99
+    return p50, p99, p99_visible
 
 
 FAILOVER_SESSION_SECONDS = 10

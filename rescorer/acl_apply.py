@@ -20,7 +20,11 @@ from rescorer.common import kafka_failure
 from rescorer.errors import UsageError
 from streams.settings import WorkerSettings
 
-_RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+_RESOURCE = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactional_id": ResourceType.TRANSACTIONAL_ID,
+}
 _PATTERN = {"literal": ACLResourcePatternType.LITERAL, "prefixed": ACLResourcePatternType.PREFIXED}
 
 

@@ -46,7 +46,9 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def grants_from_args(args: argparse.Namespace, topics: Any, app_id: str) -> list[Grant]:
+def grants_from_args(
+    args: argparse.Namespace, topics: Any, app_id: str, exactly_once: bool = False
+) -> list[Grant]:
     """The plan for the flags given; `UsageError` for a bad principal or none at all."""
     try:
         worker = args.principal_worker and check_principal(
@@ -69,6 +71,7 @@ def grants_from_args(args: argparse.Namespace, topics: Any, app_id: str) -> list
         topics, app_id, worker=worker or None, trainer=trainer or None, readers=readers,
         readers_see_assignments=args.readers_see_assignments,
         reader_group_prefix=args.reader_group_prefix, trainer_group=args.trainer_group,
+        exactly_once=exactly_once,
     )  # fmt: skip
 
 
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
         raise UsageError(f"invalid setting {where}: {first['msg']}") from exc
-    grants = grants_from_args(args, settings.topics, settings.app_id)
+    grants = grants_from_args(args, settings.topics, settings.app_id, settings.exactly_once)
     if args.action == "plan":
         for grant in grants:
             print(grant)

@@ -5,7 +5,9 @@ Four kinds of client touch segment data; each gets only what it uses:
 - the **worker** reads events and models, is a member of its consumer group
   (the app id), writes changes, band changes, assignments, dead letters and retrain
   requests, and owns Faust's internal topics (changelogs, the assignor's
-  leader topic), all named ``<app id>-...``: a prefixed resource;
+  leader topic), all named ``<app id>-...``: a prefixed resource; in
+  exactly-once mode also the transactional ids of its steps,
+  ``<app id>-step-<partition>`` (a prefixed ``TransactionalId`` resource);
 - the **trainer** (``rescorer train --from-kafka``, ``rescorer retrain``) reads
   events and retrain requests (offsets committed under its group) and writes
   the models topic;
@@ -18,7 +20,7 @@ Topics are created by the admin (``rescorer acl apply`` does it), so no
 client needs ``CREATE`` except for what it owns: the worker its internal
 topics. Kafka implies ``DESCRIBE`` from ``READ`` and ``WRITE``.
 
->>> from schemas.settings import TopicNames
+>>> from schemas.settings import TopicNames, transactional_id_prefix
 >>> grants = plan(TopicNames(), "segment-rescorer", worker="User:w", trainer="User:t",
 ...               readers=["User:r"])
 >>> print(grants[0])
@@ -35,9 +37,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from schemas.retrain import DEFAULT_RETRAIN_GROUP
-from schemas.settings import TopicNames
+from schemas.settings import TopicNames, transactional_id_prefix
 
-ResourceType = Literal["topic", "group"]
+ResourceType = Literal["topic", "group", "transactional_id"]
 Pattern = Literal["literal", "prefixed"]
 Operation = Literal["READ", "WRITE", "CREATE", "DESCRIBE"]
 
@@ -91,8 +93,10 @@ def plan(
     readers_see_assignments: bool = False,
     reader_group_prefix: str = DEFAULT_READER_GROUP_PREFIX,
     trainer_group: str = DEFAULT_RETRAIN_GROUP,
+    exactly_once: bool = False,
 ) -> list[Grant]:
-    """The bindings for the principals given (each one's least privilege)."""
+    """The bindings for the principals given (each one's least privilege); `exactly_once`:
+    the worker runs with ``RESCORER_PROCESSING_GUARANTEE=exactly_once``."""
     grants: list[Grant] = []
     if worker is not None:
         grants += _grants(worker, "READ", "topic", [topics.events, topics.models, topics.feedback])
@@ -105,6 +109,9 @@ def plan(
         internal = f"{app_id}-"  # Faust: <app id>-<table>-changelog, <app id>-__assignor-__leader
         for operation in ("READ", "WRITE", "CREATE"):
             grants += _grants(worker, operation, "topic", [internal], "prefixed")
+        if exactly_once:  # InitProducerId, AddPartitionsToTxn, EndTxn: WRITE on the id
+            steps = transactional_id_prefix(app_id)
+            grants += _grants(worker, "WRITE", "transactional_id", [steps], "prefixed")
     if trainer is not None:
         grants += _grants(
             trainer, "READ", "topic",

@@ -197,3 +197,13 @@ class RescorerSettings(BaseSettings):
         if self.kafka_ssl_cafile is not None:
             config["ssl_cafile"] = str(self.kafka_ssl_cafile)
         return config
+
+
+def transactional_id_prefix(app_id: str) -> str:
+    """What the transactional ids of a worker's steps start with (exactly-once mode:
+    ``<app id>-step-<partition>``, `streams.transactions`; granted by `rescorer acl`).
+
+    >>> transactional_id_prefix("segment-rescorer")
+    'segment-rescorer-step-'
+    """
+    return f"{app_id}-step-"

@@ -37,6 +37,7 @@ class BatchReader:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",  # an upstream transaction's events once committed
             max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
         )
         await consumer.start()

@@ -26,6 +26,14 @@ once). A crash after that replays events whose ids the restored state
 already holds, so they count once and emit nothing again. A swept customer
 whose record was lost is simply due again after a restart.
 
+With ``RESCORER_PROCESSING_GUARANTEE=exactly_once`` a step writes all of
+that (outputs, records, checkpoints, its own positions) for each partition in
+the partition's Kafka transaction (`streams.transactions`), committed at the
+step's one flush; the stores take the step's records once the commit is
+through. A crash before the commit leaves nothing visible to read_committed
+consumers, and the partition's next owner (this worker after a restart
+included) starts from the last committed step.
+
 Records go out through aiokafka's batch API, one batch per (topic,
 partition) at a time: outputs of a customer go to the partition number of
 its events, so every topic stays co-partitioned with the input.
@@ -34,11 +42,13 @@ its events, so every topic stays co-partitioned with the input.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 
 from schemas._base import json_bytes
 from schemas.settings import TopicNames
@@ -47,6 +57,9 @@ from streams.intake import Letter
 from streams.settings import WorkerSettings
 from streams.state.log_file import Position, fingerprint
 from streams.state.tables import StateTables
+from streams.transactions import CommitRefused, fenced_out
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 512 * 1024
 
@@ -65,6 +78,10 @@ class Step:
 class DeliveryFailed(RuntimeError):
     """Kafka did not acknowledge a record; nothing after it was persisted."""
 
+    def __init__(self, message: str, errors: Sequence[BaseException] = ()) -> None:
+        super().__init__(message)
+        self.errors = tuple(errors)
+
 
 @dataclass
 class _Pending:
@@ -77,39 +94,50 @@ class _Pending:
     last: tuple[bytes | None, bytes]
 
 
+ProducerFor = Callable[[int], Awaitable[AIOKafkaProducer]]
+"""The producer that writes a partition (in exactly-once mode, in its transaction)."""
+
+
+@dataclass
+class _Open:
+    """A batch being filled for one (topic, partition), and the producer it belongs to."""
+
+    producer: AIOKafkaProducer
+    batch: Any
+    records: int
+    last: tuple[bytes | None, bytes]
+
+
 class _Outbox:
     """Records of one step, batched per (topic, partition), then awaited together."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self.producer = producer
-        self.open: dict[tuple[str, int], tuple[Any, int, tuple[bytes | None, bytes]]] = {}
+    def __init__(self, producer_for: ProducerFor) -> None:
+        self.producer_for = producer_for
+        self.open: dict[tuple[str, int], _Open] = {}
         self.pending: list[_Pending] = []
 
     async def send(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
         opened = self.open.get((topic, partition))
-        batch = self.producer.create_batch() if opened is None else opened[0]
-        count = 0 if opened is None else opened[1]
-        if batch.append(key=key, value=value, timestamp=None) is not None:
-            self.open[(topic, partition)] = (batch, count + 1, (key, value))
-            return
         if opened is not None:
+            if opened.batch.append(key=key, value=value, timestamp=None) is not None:
+                opened.records += 1
+                opened.last = (key, value)
+                return
             await self._submit(topic, partition, opened)
-        batch = self.producer.create_batch()
+        producer = opened.producer if opened is not None else await self.producer_for(partition)
+        batch = producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None) is not None:
-            self.open[(topic, partition)] = (batch, 1, (key, value))
+            self.open[(topic, partition)] = _Open(producer, batch, 1, (key, value))
             return
         # Larger than a whole batch: the plain API sends it (or says why not).
         self.open.pop((topic, partition), None)
-        future = await self.producer.send(topic, value, key=key, partition=partition)
+        future = await producer.send(topic, value, key=key, partition=partition)
         self.pending.append(_Pending(future, topic, partition, 1, (key, value)))
 
-    async def _submit(
-        self, topic: str, partition: int, opened: tuple[Any, int, tuple[bytes | None, bytes]]
-    ) -> None:
-        batch, count, last = opened
-        batch.close()
-        future = await self.producer.send_batch(batch, topic, partition=partition)
-        self.pending.append(_Pending(future, topic, partition, count, last))
+    async def _submit(self, topic: str, partition: int, opened: _Open) -> None:
+        opened.batch.close()
+        future = await opened.producer.send_batch(opened.batch, topic, partition=partition)
+        self.pending.append(_Pending(future, topic, partition, opened.records, opened.last))
 
     async def submit(self) -> None:
         """Hand every open batch to the producer (sent as soon as the loop runs)."""
@@ -130,7 +158,9 @@ class _Outbox:
         results = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            raise DeliveryFailed(f"Kafka did not acknowledge {len(errors)} batches: {errors[0]!r}")
+            raise DeliveryFailed(
+                f"Kafka did not acknowledge {len(errors)} batches: {errors[0]!r}", errors
+            )
         reached: dict[tuple[str, int], Position] = {}
         for sent, metadata in zip(pending, results, strict=True):
             last = metadata.offset + sent.records - 1  # type: ignore[union-attr] # errors raised
@@ -140,18 +170,44 @@ class _Outbox:
         return reached
 
 
-class Delivery:
-    """Owns the worker's producer and the order in which a step's effects land."""
+class StepTransactions(Protocol):
+    """Per-partition Kafka transactions (`streams.transactions.Transactions`)."""
 
-    def __init__(self, settings: WorkerSettings, state: StateTables) -> None:
+    async def claim(self, partitions: Iterable[int]) -> None: ...
+    async def producer(self, partition: int) -> AIOKafkaProducer: ...
+    async def commit(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Delivery:
+    """Owns the worker's producers and the order in which a step's effects land.
+
+    At least once (the default), a step's outputs are acknowledged before its
+    records are written, and its positions after its records (see above). With
+    `transactions` (exactly once), all of a step's effects on a partition are
+    written in that partition's transaction, committed at the step's flush:
+    the order within a transaction no longer matters, since none of it is
+    visible (to read_committed consumers, and to recovery) before the commit.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        state: StateTables,
+        transactions: StepTransactions | None = None,
+    ) -> None:
         self.settings = settings
         self.topics: TopicNames = settings.topics
         self.state = state
+        self.transactions = transactions
+        self.broken: DeliveryFailed | CommitRefused | None = None
+        """Why a step failed: the in-memory state is then ahead of Kafka for good."""
         self._producer: AIOKafkaProducer | None = None
         self._outbox: _Outbox | None = None
 
     async def start(self) -> None:
-        """Connect the producer."""
+        """Connect the producer (retrain requests and feedback's dead letters; at least
+        once, every step's effects too)."""
         producer = AIOKafkaProducer(
             **self.settings.aiokafka_config(),
             acks="all",
@@ -161,7 +217,20 @@ class Delivery:
         )
         await producer.start()
         self._producer = producer
-        self._outbox = _Outbox(producer)
+        self._outbox = _Outbox(self._producer_for)
+
+    async def _producer_for(self, partition: int) -> AIOKafkaProducer:
+        if self.transactions is not None:
+            return await self.transactions.producer(partition)
+        if self._producer is None:
+            raise RuntimeError("delivery is not started")
+        return self._producer
+
+    async def claim(self, partitions: Iterable[int]) -> None:
+        """Exactly once: own these partitions' transactional ids (fencing their previous
+        owners) before their state is read. At least once: nothing to do."""
+        if self.transactions is not None:
+            await self.transactions.claim(partitions)
 
     async def stop(self) -> None:
         """Acknowledge what is in flight (positions included), then disconnect."""
@@ -172,6 +241,8 @@ class Delivery:
                 await self._producer.stop()
                 self._producer = None
                 self._outbox = None
+                if self.transactions is not None:
+                    await self.transactions.stop()
 
     @property
     def started(self) -> bool:
@@ -185,11 +256,31 @@ class Delivery:
         return self._outbox
 
     async def _flush(self) -> None:
+        if self.broken is not None:
+            raise self.broken
         self.state.sealing()
-        self.state.acknowledged(await self.outbox.flush())
+        try:
+            reached = await self.outbox.flush()
+            if self.transactions is not None:
+                await self.transactions.commit()
+        except DeliveryFailed as exc:
+            fenced = self.transactions is not None and any(
+                isinstance(e, ProducerFenced) for e in exc.errors
+            )
+            self.broken = fenced_out() if fenced else exc
+            raise self.broken from exc
+        except CommitRefused as exc:
+            self.broken = exc
+            raise
+        self.state.acknowledged(reached)
 
     async def flush(self) -> None:
-        """Make everything sent so far durable, positions included (before a handover)."""
+        """Make everything sent so far durable, positions included (before a handover).
+
+        After a failed step nothing more can be made durable: nothing happens."""
+        if self.broken is not None:
+            log.warning("nothing flushed: the worker's last step failed (%s)", self.broken)
+            return
         await self._flush()
         if self.state.positions.held:
             await self.state.write_positions(self.outbox)
@@ -200,8 +291,28 @@ class Delivery:
     ) -> Step | None:
         """Land `step`, and the step `meanwhile` computes while Kafka appends its outputs.
 
-        Returns what `meanwhile` computed (None when there was nothing).
+        Returns what `meanwhile` computed (None when there was nothing). Exactly
+        once, a step Kafka refuses at any point (a send as well as the commit)
+        raises `CommitRefused`, and so does every later step.
         """
+        if self.broken is not None:
+            raise self.broken
+        if self.transactions is None:
+            return await self._deliver(step, meanwhile)
+        try:
+            return await self._deliver(step, meanwhile)
+        except (DeliveryFailed, CommitRefused):
+            raise
+        except (KafkaError, IllegalOperation) as exc:
+            self.broken = (
+                fenced_out() if isinstance(exc, ProducerFenced)
+                else CommitRefused(f"Kafka refused the step's transaction: {exc!r}")
+            )  # fmt: skip
+            raise self.broken from exc
+
+    async def _deliver(
+        self, step: Step, meanwhile: Callable[[], Step | None] | None
+    ) -> Step | None:
         await self._send_outputs(step)
         extra: Step | None = None
         if meanwhile is not None:
@@ -210,10 +321,16 @@ class Delivery:
             extra = meanwhile()
             if extra is not None:
                 await self._send_outputs(extra)
-        await self._flush()
+        if self.transactions is None:
+            await self._flush()  # at least once: the outputs are acknowledged first
         for landed in (step, extra):
             if landed is not None:
                 await self.state.write(self.outbox, landed.result.records, landed.checkpoints)
+        if self.transactions is not None:
+            self.state.positions.hold(step.positions)  # in the same transaction
+            await self.state.write_positions(self.outbox)
+            await self._flush()
+            return extra
         await self.state.write_positions(self.outbox)
         self.state.positions.hold(step.positions)
         await self.outbox.submit()

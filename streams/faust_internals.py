@@ -106,6 +106,18 @@ def shorten_fetch_wait(consumer: Any) -> Any:
     return consumer
 
 
+def read_committed(consumer: Any) -> Any:
+    """Make a Faust-built aiokafka consumer read committed records only (before start).
+
+    Faust reads ``read_committed`` only in its own ``exactly_once`` mode, which the
+    worker does not use (`streams.transactions` says why): its table recovery and
+    standbys would otherwise apply records of aborted transactions. For changelogs
+    written without transactions the two levels read the same records.
+    """
+    consumer._isolation_level = "read_committed"
+    return consumer
+
+
 def standby_lag(app: Any) -> int:
     """Changelog records the standby replicas still have to apply to catch up.
 
@@ -128,13 +140,13 @@ def aside_consumer(topics: Iterable[str]) -> type[faust_aiokafka.Consumer]:
     they are assigned (in the consumer's own thread, before any fetch), and left
     out of the partitions Faust resumes after recovery; `streams.batch_reader`
     reads them instead. The thread's consumer also long-polls for only
-    `FETCH_MAX_WAIT_MS`.
+    `FETCH_MAX_WAIT_MS`, and reads committed records only.
     """
     aside = frozenset(topics)
 
     class AsideThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
-            return shorten_fetch_wait(super()._create_worker_consumer(transport))
+            return read_committed(shorten_fetch_wait(super()._create_worker_consumer(transport)))
 
         async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
             paused = [TopicPartition(t.topic, t.partition) for t in assigned if t.topic in aside]

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from schemas.settings import RescorerSettings
 from scoring.drift_monitor import DEFAULT_ADWIN_DELTA
@@ -48,7 +48,9 @@ class WorkerSettings(RescorerSettings):
     model_poll_seconds: Annotated[float, Field(gt=0.0)] = 1.0
     commit_interval_seconds: Annotated[float, Field(gt=0.0)] = 1.0
     session_timeout_seconds: Annotated[float, Field(ge=6.0)] = 30.0
-    processing_guarantee: Literal["at_least_once"] = "at_least_once"
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    """``exactly_once``: each step's outputs, changelog records and input positions in
+    one Kafka transaction per partition (`streams.transactions`); needs the durable store."""
     changes_include_features: bool = True
     """False: `segment-changes` carry the label but not the customer's features (spend)."""
     web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
@@ -69,6 +71,21 @@ class WorkerSettings(RescorerSettings):
     retrain_detector_alarms: Annotated[int, Field(ge=1)] = _DEFAULT_THRESHOLDS.detector_alarms
     retrain_cooldown_seconds: Annotated[float, Field(ge=0.0)] = _DEFAULT_THRESHOLDS.cooldown_seconds
     retrain_min_customers: Annotated[int, Field(ge=1)] = _DEFAULT_THRESHOLDS.min_customers
+
+    @model_validator(mode="after")
+    def _exactly_once_has_a_durable_store(self) -> WorkerSettings:
+        if self.exactly_once and self.store != "rescorer://":
+            raise ValueError(
+                "RESCORER_PROCESSING_GUARANTEE=exactly_once needs RESCORER_STORE=rescorer:// "
+                f"(not {self.store}): a partition is fenced and brought up to its changelog's "
+                "committed end by the durable store"
+            )
+        return self
+
+    @property
+    def exactly_once(self) -> bool:
+        """Whether each step's effects are written in Kafka transactions."""
+        return self.processing_guarantee == "exactly_once"
 
     def rescore_config(self) -> RescoreConfig:
         """The pure core's configuration."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ from schemas.package import PACKAGE_VERSION
 from schemas.retrain import RetrainRequest
 from scoring.retrain_policy import RetrainPolicy
 from streams.batch_reader import BatchReader
-from streams.delivery import Delivery
+from streams.delivery import MAX_BATCH_BYTES, Delivery
 from streams.drift_ticks import DriftTicks
 from streams.faust_internals import (
     FaustGroup,
@@ -48,10 +49,13 @@ from streams.state.context import StoreContext
 from streams.state.store import SCHEME
 from streams.state.tables import StateTables
 from streams.state.trust import WipeReason
+from streams.transactions import CommitRefused, Transactions
 from streams.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 8.0
+EXIT_REFUSED = 3
+"""Exit code of a worker whose step Kafka refused to commit (exactly-once mode)."""
 
 
 class RescorerWorker:
@@ -85,10 +89,14 @@ class RescorerWorker:
         self.group = FaustGroup(self.app)
         self.metrics.info.info(
             {"worker_id": settings.worker_id, "app_id": settings.app_id, "version": PACKAGE_VERSION,
-             "clock": settings.clock, "store": settings.store}
+             "clock": settings.clock, "store": settings.store,
+             "processing_guarantee": settings.processing_guarantee}
         )  # fmt: skip
         self.reader = BatchReader(settings, topics.events)
-        self.delivery = Delivery(settings, self.tables)
+        transactions = Transactions(settings, MAX_BATCH_BYTES) if settings.exactly_once else None
+        self.delivery = Delivery(settings, self.tables, transactions)
+        if transactions is not None and self.store_context is not None:
+            self.store_context.claim = self.delivery.claim
         self.pipeline = Pipeline(
             settings, self.state, self.ownership, self.tables, self.reader, self.delivery,
             self.metrics, self.group, self._commit,
@@ -219,7 +227,9 @@ def _app(settings: WorkerSettings) -> _App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=settings.standby_replicas,
-        processing_guarantee=settings.processing_guarantee,
+        # Faust's own exactly_once mode routes sends through the current event, which
+        # the batched worker has none of; ours is `streams.transactions`.
+        processing_guarantee="at_least_once",
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
@@ -286,7 +296,15 @@ class _PipelineService(mode.Service):
 
     @mode.Service.task
     async def _run(self) -> None:
-        await self.worker.pipeline.run()
+        try:
+            await self.worker.pipeline.run()
+        except CommitRefused as exc:
+            # The state in memory is ahead of what Kafka committed, and the partitions
+            # may already be someone else's: nothing may be written any more, not even
+            # a last flush or a group commit. The files hold only committed steps.
+            log.critical("%s; the worker exits (code %d) to be restarted", exc, EXIT_REFUSED)
+            logging.shutdown()
+            os._exit(EXIT_REFUSED)
 
     async def finish(self) -> None:
         """Stop the loop after its step, make everything durable (once: a second

@@ -16,6 +16,9 @@ from streams.state.trust import Changelog
 PROBE_SECONDS = 10.0
 READ_SECONDS = 60.0
 """How long reading a range of records may take before it is given up as stuck."""
+READ_POLL_MS = 20
+"""A fetch that returns only offsets without records (a commit marker) moves the
+position on but returns nothing: poll briefly, so that the position is seen soon."""
 
 
 class ChangelogRecord(NamedTuple):
@@ -45,7 +48,8 @@ class ChangelogProbe:
                 group_id=None,
                 enable_auto_commit=False,
                 fetch_max_wait_ms=50,
-                max_partition_fetch_bytes=64 * 1024,
+                max_partition_fetch_bytes=1024 * 1024,
+                isolation_level="read_committed",  # no aborted transaction's records
             )
             await consumer.start()
             self._consumer = consumer
@@ -84,30 +88,49 @@ class ChangelogProbe:
             ends: dict[Any, int] = await consumer.end_offsets(list(tps.values()))
             return {key: (starts[tp], ends[tp]) for key, tp in tps.items()}
 
-    async def read(self, topic: str, partition: int, start: int, end: int) -> list[ChangelogRecord]:
-        """The records of a partition from offset `start` up to (not including) `end`."""
+    async def read(
+        self, ranges: Mapping[tuple[str, int], tuple[int, int]]
+    ) -> dict[tuple[str, int], list[ChangelogRecord]]:
+        """The records of each (topic, partition) from offset `start` up to (not
+        including) `end`, all partitions read together.
+
+        A range may end in offsets that hold no record a consumer returns (a
+        transaction's commit marker, records of aborted transactions): a
+        partition is done once the consumer's position reaches its end.
+        """
+        if not ranges:
+            return {}
         async with self._lock:
             consumer = await self._started()
-            tp = TopicPartition(topic, partition)
-            consumer.assign([tp])
-            consumer.seek(tp, start)
-            records: list[ChangelogRecord] = []
+            tps = {key: TopicPartition(*key) for key in ranges}
+            consumer.assign(list(tps.values()))
+            for key, tp in tps.items():
+                consumer.seek(tp, ranges[key][0])
+            found: dict[TopicPartition, list[ChangelogRecord]] = {tp: [] for tp in tps.values()}
+            ends = {tp: ranges[key][1] for key, tp in tps.items()}
             loop = asyncio.get_running_loop()
             deadline = loop.time() + READ_SECONDS
             try:
-                while (reached := await consumer.position(tp)) < end:
+                while waiting := [tp for tp in ends if await consumer.position(tp) < ends[tp]]:
                     if loop.time() > deadline:
+                        tp = waiting[0]
                         raise ReadIncomplete(
-                            f"{topic}[{partition}]: read to offset {reached} of "
-                            f"{start}-{end - 1} in {READ_SECONDS:.0f} s"
+                            f"{tp.topic}[{tp.partition}]: read to offset "
+                            f"{await consumer.position(tp)} of {ranges[(tp.topic, tp.partition)]} "
+                            f"in {READ_SECONDS:.0f} s"
                         )
-                    batches = await consumer.getmany(tp, timeout_ms=200)
-                    for record in batches.get(tp, []):
-                        if record.offset < end:
-                            records.append(ChangelogRecord(record.offset, record.key, record.value))
+                    for tp in set(ends) - set(waiting):
+                        consumer.pause(tp)
+                    batches = await consumer.getmany(*waiting, timeout_ms=READ_POLL_MS)
+                    for tp, records in batches.items():
+                        found[tp].extend(
+                            ChangelogRecord(r.offset, r.key, r.value)
+                            for r in records
+                            if r.offset < ends[tp]
+                        )
             finally:
                 consumer.assign([])
-            return records
+            return {key: found[tp] for key, tp in tps.items()}
 
     @staticmethod
     async def _first_records(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +12,9 @@ from streams.state.changelog_probe import ChangelogProbe
 from streams.state.trust import WipeReason
 
 WipeListener = Callable[[str, int, WipeReason, str], None]
+Claim = Callable[[Iterable[int]], Awaitable[None]]
+"""Exactly once: own the transactional ids of these active partitions (fencing their
+previous owners) before their changelogs are read (`streams.delivery.Delivery.claim`)."""
 
 
 class DataDirInUse(RuntimeError):
@@ -26,6 +29,9 @@ class StoreContext:
     app_id: str
     probe: ChangelogProbe
     on_wipe: WipeListener = lambda table, partition, reason, detail: None
+    claim: Claim | None = None
+    """Set in exactly-once mode: the active partitions are claimed, then every store
+    reads its changelogs to their committed end itself (`streams.state.store`)."""
     _lock_fd: int = field(default=-1, repr=False)
 
     def lock(self) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from faust.stores.base import Store
 from faust.types import TP, EventT
 
+from streams.state.catch_up import catch_up
 from streams.state.changelog_probe import ChangelogRecord
 from streams.state.context import StoreContext
 from streams.state.log_file import PartitionLog, Position, fingerprint, read_log
@@ -78,6 +79,9 @@ class DurableStore(Store[str, bytes]):
         self._staged: dict[int, dict[str, bytes | None]] = {}
         self._sealed: dict[int, dict[str, bytes | None]] = {}
         self._positions: dict[int, Position] = {}
+        self._ends: dict[int, int] = {}
+        """Per partition, an offset before which the store reflects every changelog
+        offset (records, and transaction markers no consumer returns)."""
         self._compaction = asyncio.Lock()
         self._compacting: set[asyncio.Future[None]] = set()
         self.data = _ActiveView(self._active)  # type: ignore[assignment] # read-only on purpose
@@ -122,9 +126,8 @@ class DurableStore(Store[str, bytes]):
 
     def persisted_offset(self, tp: TP) -> int | None:
         """The changelog offset the partition's file reflects (recovery reads after it)."""
-        partition_log = self._logs.get(tp.partition)
-        position = None if partition_log is None else self._positions.get(tp.partition)
-        return None if position is None else position.offset
+        next_offset = self.next_offset(tp.partition)
+        return None if next_offset is None else next_offset - 1
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
         """Unused: offsets are written with the data (`commit`, `apply_changelog_batch`)."""
@@ -184,6 +187,24 @@ class DurableStore(Store[str, bytes]):
         """The changelog position a held partition reflects (None: none yet)."""
         return self._positions.get(partition) if partition in self._logs else None
 
+    def next_offset(self, partition: int) -> int | None:
+        """The first changelog offset a held partition does not reflect (None: it
+        reflects none)."""
+        if partition not in self._logs:
+            return None
+        position = self._positions.get(partition)
+        after = None if position is None else position.offset + 1
+        end = self._ends.get(partition)
+        if end is None or (after is not None and after >= end):
+            return after
+        return end
+
+    def read_to(self, partition: int, end: int) -> None:
+        """The partition's changelog was read up to `end` (what lies between the last
+        record and `end` are transaction markers, or nothing)."""
+        if partition in self._logs:
+            self._ends[partition] = max(end, self._ends.get(partition, end))
+
     async def on_rebalance(
         self,
         assigned: set[TP],
@@ -196,6 +217,9 @@ class DurableStore(Store[str, bytes]):
         standby = {
             tp.partition for tp in self.app.assignor.assigned_standbys() if tp.topic == self.topic
         }
+        claim = self.context.claim
+        if claim is not None:  # exactly once: fence the previous owners before reading
+            await claim(mine - standby)
         for partition in sorted(set(self._logs) - mine):
             self._release(partition)
         opening = sorted(mine - set(self._logs))
@@ -204,6 +228,7 @@ class DurableStore(Store[str, bytes]):
             opened = await open_partitions(self.context, self.table_name, self.topic, opening)
             for partition, found in opened.items():
                 self._logs[partition] = found.log
+                self._ends.pop(partition, None)
                 self._positions.pop(partition, None)
                 if found.position is not None:
                     self._positions[partition] = found.position
@@ -216,6 +241,8 @@ class DurableStore(Store[str, bytes]):
                 if entries is None:  # held as a standby until now: its file is current
                     entries = read_log(self._logs[partition].path).entries
                 self._active[partition] = entries
+        if claim is not None:
+            await catch_up(self.context.probe, [self], sorted(mine - standby), expected=True)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
         """Nothing to drop: `on_rebalance` already keeps only what is held."""
@@ -226,6 +253,7 @@ class DurableStore(Store[str, bytes]):
             self._logs.pop(partition).wipe()
         self._active.clear()
         self._positions.clear()
+        self._ends.clear()
 
     def _clear(self) -> None:
         self._active.clear()
@@ -254,6 +282,7 @@ class DurableStore(Store[str, bytes]):
         self._staged.pop(partition, None)
         self._sealed.pop(partition, None)
         self._positions.pop(partition, None)
+        self._ends.pop(partition, None)
 
     def _maybe_compact(self, partition: int, partition_log: PartitionLog) -> None:
         if partition_log.wants_compaction(COMPACTION_SLACK_BYTES) and not self._compaction.locked():

@@ -84,14 +84,15 @@ def judge(position: Position | None, changelog: Changelog) -> Judgement:
     return Judgement(True, behind=changelog.end - 1 - max(position.offset, changelog.start - 1))
 
 
-def unread(position: Position | None, start: int, end: int) -> int | None:
-    """The first changelog offset a store at `position` has not applied, or None when it
-    has everything up to `end` (the changelog holds offsets `start` to `end - 1`).
+def unread(next_offset: int | None, start: int, end: int) -> int | None:
+    """The first changelog offset a store that reflects everything before `next_offset`
+    has not read, or None when it has everything up to `end` (the changelog holds
+    offsets `start` to `end - 1`; None: the store has read nothing).
 
-    >>> unread(Position(11, 7), 0, 12), unread(Position(9, 7), 0, 12), unread(None, 3, 12)
+    >>> unread(12, 0, 12), unread(10, 0, 12), unread(None, 3, 12)
     (None, 10, 3)
-    >>> unread(None, 0, 0), unread(Position(2, 7), 5, 12)
+    >>> unread(None, 0, 0), unread(3, 5, 12)
     (None, 5)
     """
-    first = start if position is None else max(position.offset + 1, start)
+    first = start if next_offset is None else max(next_offset, start)
     return first if first < end else None

@@ -1,7 +1,9 @@
 """Nothing lost, nothing counted twice: crashes, redelivery, broker restarts, rebalances.
 
 Each scenario's final ``customer-segments`` is compared with `rescorer replay`'s
-core over the same events (see `tests/support/exactness.py`).
+core over the same events (see `tests/support/exactness.py`), in both processing
+modes; in exactly-once mode a read_committed consumer must also see each change
+once (per customer, segment, as-of and trigger event), whatever the fault.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import pytest
 
 from rescorer.devkafka import ProvidedBroker
 from rescorer.devkafka.local import LocalKafka
+from streams.worker import EXIT_REFUSED
 from tests.support.exactness import (
+    GUARANTEES,
     Tally,
     Workload,
     broker_restart,
@@ -27,6 +31,7 @@ from tests.support.exactness import (
     rebalance,
     redelivery,
     workload,
+    zombie,
 )
 from tests.support.worker_harness import Stack
 
@@ -46,8 +51,17 @@ def small() -> Workload:
     return workload(1_500, seed=5)
 
 
-def assert_exact(tally: Tally) -> None:
+@pytest.fixture(params=GUARANTEES)
+def guarantee(request: pytest.FixtureRequest) -> str:
+    """``RESCORER_PROCESSING_GUARANTEE`` of the scenario's workers."""
+    return str(request.param)
+
+
+def assert_exact(tally: Tally, stack: Stack | None = None) -> None:
+    """Exact state; in exactly-once mode (`stack` given) every change seen once."""
     assert tally.exact, f"{tally.result_line()}\n" + "\n".join(tally.examples)
+    if stack is not None and stack.extra_env["RESCORER_PROCESSING_GUARANTEE"] == "exactly_once":
+        assert tally.duplicated_changes == 0, tally.result_line()
 
 
 @pytest.mark.parametrize(
@@ -64,40 +78,45 @@ def test_a_fault_mid_stream_ends_exactly_like_the_replay(
     request: pytest.FixtureRequest,
     scenario: Callable[[Stack, Workload], Tally],
     size: str,
+    guarantee: str,
 ) -> None:
     work: Workload = request.getfixturevalue(size)
-    assert_exact(scenario(new_stack(kafka.bootstrap_servers, tmp_path), work))
+    stack = new_stack(kafka.bootstrap_servers, tmp_path, guarantee=guarantee)
+    assert_exact(scenario(stack, work), stack)
 
 
 def test_partitions_handed_over_in_the_middle_of_batches_lose_and_duplicate_nothing(
-    kafka: ProvidedBroker, tmp_path: Path
+    kafka: ProvidedBroker, tmp_path: Path, guarantee: str
 ) -> None:
     backlog = workload(20_000, seed=9)  # about 450k events: seconds of work for each worker
-    tally, seen = handovers(new_stack(kafka.bootstrap_servers, tmp_path, partitions=6), backlog)
-    assert_exact(tally)
-    assert seen.duplicate_changes == 0
+    stack = new_stack(kafka.bootstrap_servers, tmp_path, partitions=6, guarantee=guarantee)
+    tally, seen = handovers(stack, backlog)
+    assert_exact(tally, stack)
+    assert tally.duplicated_changes == 0  # no worker dies: nothing emitted twice in either mode
     assert seen.mid_step_revocations >= 1, "no revocation caught a worker in the middle of a step"
     assert seen.sigterm_seconds < 10
 
 
 def test_killed_while_writing_its_store_again_and_again_loses_and_doubles_nothing(
-    kafka: ProvidedBroker, tmp_path: Path
+    kafka: ProvidedBroker, tmp_path: Path, guarantee: str
 ) -> None:
     work = workload(12_000, seed=11)  # about 270k events: a backlog for twenty lives
-    tally, seen = kills_while_writing(new_stack(kafka.bootstrap_servers, tmp_path), work, kills=20)
-    assert_exact(tally)
+    stack = new_stack(kafka.bootstrap_servers, tmp_path, guarantee=guarantee)
+    tally, seen = kills_while_writing(stack, work, kills=20)
+    assert_exact(tally, stack)
     assert seen.kills == 20
     assert seen.restored_from_disk >= 20, "restarts did not use the data directory"
     assert seen.behind >= 1, "no kill left a store behind its changelog: none hit mid-step"
 
 
 def test_one_percent_malformed_traffic_is_all_dead_lettered_and_the_rest_exact(
-    kafka: ProvidedBroker, tmp_path: Path, small: Workload
+    kafka: ProvidedBroker, tmp_path: Path, small: Workload, guarantee: str
 ) -> None:
-    tally, injected, dead = malformed_mix(new_stack(kafka.bootstrap_servers, tmp_path), small)
+    stack = new_stack(kafka.bootstrap_servers, tmp_path, guarantee=guarantee)
+    tally, injected, dead = malformed_mix(stack, small)
     assert injected >= 100
     assert dead == injected
-    assert_exact(tally)
+    assert_exact(tally, stack)
 
 
 @pytest.fixture
@@ -114,12 +133,23 @@ def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
 
 
 def test_a_broker_restart_mid_stream_needs_no_manual_action_and_loses_nothing(
-    own_broker: LocalKafka, tmp_path: Path, small: Workload
+    own_broker: LocalKafka, tmp_path: Path, small: Workload, guarantee: str
 ) -> None:
     def restart() -> None:
         own_broker.stop(keep_data=True)
         time.sleep(5)
         own_broker.start()
 
-    stack = new_stack(own_broker.bootstrap_servers, tmp_path)
-    assert_exact(broker_restart(stack, small, restart))
+    stack = new_stack(own_broker.bootstrap_servers, tmp_path, guarantee=guarantee)
+    assert_exact(broker_restart(stack, small, restart), stack)
+
+
+def test_a_stalled_worker_is_fenced_and_its_late_step_is_refused(
+    kafka: ProvidedBroker, tmp_path: Path, large: Workload
+) -> None:
+    """Exactly once: SIGSTOP past the session timeout, the partitions move, SIGCONT."""
+    stack = new_stack(kafka.bootstrap_servers, tmp_path, guarantee="exactly_once")
+    tally, seen = zombie(stack, large)
+    assert seen.refused, "the resumed worker's step was not refused"
+    assert seen.exit_code == EXIT_REFUSED
+    assert_exact(tally, stack)

@@ -129,7 +129,7 @@ def first_record(broker: LocalKafka, user: str, topic: str, group: str | None = 
     """Poll `topic` from the beginning as `user`; the first record, or None."""
     consumer = KafkaConsumer(
         group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-        consumer_timeout_ms=3000, **client(broker, user),
+        consumer_timeout_ms=3000, isolation_level="read_committed", **client(broker, user),
     )  # fmt: skip
     try:
         if group is None:
@@ -146,12 +146,14 @@ def first_record(broker: LocalKafka, user: str, topic: str, group: str | None = 
         consumer.close()
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_each_principal_does_its_job_under_the_plan_and_nothing_more(
-    secured: LocalKafka, tmp_path: Path
+    secured: LocalKafka, tmp_path: Path, guarantee: str
 ) -> None:
     stack = Stack(
         secured.sasl_bootstrap_servers, f"a{uuid.uuid4().hex[:8]}", tmp_path, partitions=2,
-        extra_env={**as_user(secured, "worker"), "RESCORER_MODEL_VERIFY_KEYS": KEY},
+        extra_env={**as_user(secured, "worker"), "RESCORER_MODEL_VERIFY_KEYS": KEY,
+                   "RESCORER_PROCESSING_GUARANTEE": guarantee},
     )  # fmt: skip
     topics = stack.topics
     principals = ["--principal-worker", "User:worker", "--principal-trainer", "User:trainer",
@@ -168,6 +170,15 @@ def test_each_principal_does_its_job_under_the_plan_and_nothing_more(
     applied = rescorer(stack, as_user(secured, "admin"), "acl", "apply", *principals)
     assert applied.returncode == 0, applied.stderr
     assert f"User:reader  READ     topic {topics.changes}" in applied.stdout
+    transactional = [
+        line.removeprefix("granted ")
+        for line in applied.stdout.splitlines()
+        if "transactional_id" in line
+    ]
+    if guarantee == "exactly_once":  # the worker's step producers, and nobody else
+        assert transactional == [f"User:worker  WRITE    transactional_id {stack.prefix}-step-*"]
+    else:
+        assert transactional == []
 
     # The trainer publishes a signed model; the reader may not.
     registry = ModelRegistry(tmp_path / "models")

@@ -15,8 +15,11 @@ input is consumed, and compares the latest value of every key on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -93,6 +96,9 @@ class Tally:
     lost: int = 0
     double_counted: int = 0
     mismatched: int = 0
+    duplicated_changes: int = 0
+    """Changes a read_committed consumer saw more than once (same customer, segment,
+    as-of and trigger): 0 in exactly-once mode; at least once, crashes make some."""
     examples: list[str] = field(default_factory=list)
 
     def add(self, other: Tally) -> None:
@@ -102,6 +108,7 @@ class Tally:
         self.lost += other.lost
         self.double_counted += other.double_counted
         self.mismatched += other.mismatched
+        self.duplicated_changes += other.duplicated_changes
         self.examples.extend(other.examples)
 
     @property
@@ -113,7 +120,8 @@ class Tally:
         """The ``RESULT`` line of the benchmark."""
         return (
             f"RESULT events={self.events} faults={self.faults} lost={self.lost} "
-            f"double_counted={self.double_counted} mismatched={self.mismatched}"
+            f"double_counted={self.double_counted} mismatched={self.mismatched} "
+            f"duplicated_changes={self.duplicated_changes}"
         )
 
 
@@ -165,16 +173,30 @@ def compare(latest: dict[str, dict[str, Any]], work: Workload) -> Tally:
     return tally
 
 
+def judge(stack: Stack, work: Workload) -> Tally:
+    """A finished scenario's tally: its assignments against the replay, and its changes
+    seen more than once."""
+    tally = compare(latest_assignments(stack), work)
+    tally.duplicated_changes = duplicate_changes(stack)
+    return tally
+
+
 def latest_assignments(stack: Stack) -> dict[str, dict[str, Any]]:
     """The latest value per key on ``customer-segments``."""
     return {a["customer_id"]: a for a in read_all(stack, stack.topics.assignments)}
 
 
-def new_stack(bootstrap: str, workdir: Path, partitions: int = 4) -> Stack:
-    """An isolated deployment (its own topics and group) for an exact run."""
+GUARANTEES = ("at_least_once", "exactly_once")
+
+
+def new_stack(
+    bootstrap: str, workdir: Path, partitions: int = 4, guarantee: str = "at_least_once"
+) -> Stack:
+    """An isolated deployment (its own topics and group) for an exact run, its workers
+    in processing mode `guarantee` (``RESCORER_PROCESSING_GUARANTEE``)."""
     stack = Stack(
         bootstrap, f"x{uuid.uuid4().hex[:8]}", workdir, partitions=partitions,
-        extra_env=dict(EXACT_ENV),
+        extra_env={**EXACT_ENV, "RESCORER_PROCESSING_GUARANTEE": guarantee},
     )  # fmt: skip
     ensure_topics(WorkerSettings(**dict(stack.settings()), partitions=partitions))
     return stack
@@ -246,7 +268,7 @@ def crash(stack: Stack, work: Workload) -> Tally:
         for worker in workers:
             if worker.alive():
                 worker.stop()
-    tally = compare(latest_assignments(stack), work)
+    tally = judge(stack, work)
     tally.events, tally.faults = len(work.bodies), 1
     return tally
 
@@ -294,7 +316,7 @@ def kills_while_writing(
             for line in log.splitlines()
             if "changelog records after it" in line
         )
-    tally = compare(latest_assignments(stack), work)
+    tally = judge(stack, work)
     tally.events, tally.faults = len(work.bodies), kills
     return tally, Kills(kills, torn, from_disk, behind)
 
@@ -314,7 +336,7 @@ def redelivery(stack: Stack, work: Workload) -> Tally:
         after = {t: len(read_all(stack, t)) for t in before}
     finally:
         worker.stop()
-    tally = compare(latest_assignments(stack), work)
+    tally = judge(stack, work)
     extra = sum(after[t] - before[t] for t in before)
     if extra:
         tally.double_counted += extra
@@ -334,7 +356,7 @@ def broker_restart(stack: Stack, work: Workload, restart: Callable[[], None]) ->
         wait_drained(stack, [worker], timeout=400)
     finally:
         worker.stop()
-    tally = compare(latest_assignments(stack), work)
+    tally = judge(stack, work)
     tally.events, tally.faults = len(work.bodies), 1
     return tally
 
@@ -358,7 +380,7 @@ def malformed_mix(stack: Stack, work: Workload, rate: float = 0.01) -> tuple[Tal
         assert worker.alive()
     finally:
         worker.stop()
-    tally = compare(latest_assignments(stack), work)
+    tally = judge(stack, work)
     tally.events, tally.faults = len(mixed), injected
     return tally, injected, len(read_all(stack, stack.topics.dead_letters))
 
@@ -377,7 +399,7 @@ def rebalance(stack: Stack, work: Workload) -> Tally:
         for worker in (first, second):
             if worker.alive():
                 worker.stop()
-    tally = compare(latest_assignments(stack), work)
+    tally = judge(stack, work)
     tally.events, tally.faults = len(work.bodies), 1
     return tally
 
@@ -398,7 +420,6 @@ class Handover:
     mid_step_revocations: int
     """Revocations that found a batch in flight (finished) or fetched (dropped)."""
     sigterm_seconds: float
-    duplicate_changes: int
 
 
 def handovers(stack: Stack, work: Workload) -> tuple[Tally, Handover]:
@@ -443,9 +464,9 @@ def handovers(stack: Stack, work: Workload) -> tuple[Tally, Handover]:
         for worker in workers:
             if worker.alive():
                 worker.stop()
-    tally = compare(latest_assignments(stack), work)
+    tally = judge(stack, work)
     tally.events, tally.faults = len(work.bodies), len(workers)
-    return tally, Handover(_mid_step(workers), stopped, duplicate_changes(stack))
+    return tally, Handover(_mid_step(workers), stopped)
 
 
 def _mid_step(workers: list[WorkerProcess]) -> int:
@@ -454,3 +475,49 @@ def _mid_step(workers: list[WorkerProcess]) -> int:
         w.log().count("partitions revoked during a step") + w.log().count("partitions revoked with")
         for w in workers
     )
+
+
+@dataclass
+class Zombie:
+    """What `zombie` saw besides the tally."""
+
+    refused: bool
+    """The stalled worker's log says its late step was refused (its producer fenced)."""
+    exit_code: int | None
+    aborted_records: int
+    """Records on the output topics that only a read_uncommitted consumer sees."""
+
+
+REFUSED = ("were given to another worker", "ProducerFenced")
+
+
+def zombie(stack: Stack, work: Workload) -> tuple[Tally, Zombie]:
+    """A worker stalled (SIGSTOP) in the middle of its backlog past the session timeout:
+    the group gives its partitions to a second worker, which fences it; then it is
+    resumed (SIGCONT) and its step in flight must be refused, leaving nothing
+    visible (exactly-once mode)."""
+    publish_model(stack.settings(), work.model)
+    produce(stack, work.bodies)
+    first = start(stack, "zombie-1")
+    workers = [first]
+    try:
+        wait_until("a third of the events", midway([first], len(work.bodies)), first, 300)
+        first.process.send_signal(signal.SIGSTOP)
+        second = start(stack, "zombie-2")  # joins once the stalled member's session expired
+        workers.append(second)
+        second.wait_for_log("claimed (previous owners fenced)")
+        first.process.send_signal(signal.SIGCONT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            first.process.wait(timeout=60)  # it exits once its step is refused
+        wait_drained(stack, [second])
+    finally:
+        for worker in workers:
+            worker.stop()  # an exited one: its exit code, and its log closed
+    refused = any(text in first.log() for text in REFUSED)
+    outputs = (stack.topics.changes, stack.topics.assignments)
+    aborted = sum(
+        len(read_all(stack, t, committed=False)) - len(read_all(stack, t)) for t in outputs
+    )
+    tally = judge(stack, work)
+    tally.events, tally.faults = len(work.bodies), 1
+    return tally, Zombie(refused, first.process.returncode, aborted)

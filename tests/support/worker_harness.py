@@ -192,9 +192,15 @@ def clock_tick(stack: Stack, at: datetime, tag: str) -> None:
         produce(stack, [event(f"clock-{tag}-{p}", f"clock-{p}", at, 1.0)], partition=p)
 
 
-def read_all(stack: Stack, topic: str) -> list[dict[str, Any]]:
-    """Every value currently on `topic`, decoded."""
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+def read_all(stack: Stack, topic: str, committed: bool = True) -> list[dict[str, Any]]:
+    """Every value currently on `topic`, decoded: by default ``read_committed`` (what a
+    downstream service sees; for topics written without transactions, simply all),
+    else with aborted and open transactions' records too."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack.bootstrap, enable_auto_commit=False,
+        isolation_level="read_committed" if committed else "read_uncommitted",
+        receive_message_max_bytes=64 * 2**20,  # a fetch of every partition's 1 MiB at once
+    )  # fmt: skip
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not parts:

@@ -7,6 +7,7 @@ import pytest
 from rescorer.acl_plan import Grant, PrincipalError, check_principal, plan
 from rescorer.cli import main
 from schemas.settings import TopicNames
+from streams.transactions import transactional_id
 
 TOPICS = TopicNames()
 
@@ -34,6 +35,16 @@ def test_the_worker_gets_its_topics_group_and_internal_prefix() -> None:
         ("WRITE", "topic", "app-", "prefixed"),
         ("CREATE", "topic", "app-", "prefixed"),
     }
+
+
+def test_exactly_once_adds_the_workers_step_transactional_ids_and_nothing_else() -> None:
+    at_least_once = grants_of(plan(TOPICS, "app", worker="User:w"), "User:w")
+    exactly_once = grants_of(plan(TOPICS, "app", worker="User:w", exactly_once=True), "User:w")
+    assert exactly_once - at_least_once == {("WRITE", "transactional_id", "app-step-", "prefixed")}
+    assert transactional_id("app", 7).startswith("app-step-")
+    granted = [g for g in plan(TOPICS, "app", worker="User:w", exactly_once=True)
+               if g.resource == "transactional_id"]  # fmt: skip
+    assert [str(g) for g in granted] == ["User:w  WRITE    transactional_id app-step-*"]
 
 
 def test_the_trainer_reads_events_and_requests_and_writes_models_only() -> None:

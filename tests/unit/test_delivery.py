@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import ProducerFenced
 
 from schemas.dead_letter import DeadLetter
 from scoring.reassignment import RescoreResult
@@ -23,6 +24,7 @@ from streams.intake import Letter
 from streams.settings import WorkerSettings
 from streams.state.log_file import Position, fingerprint
 from streams.state.positions import Positions
+from streams.transactions import CommitRefused
 
 DLQ = "events-dlq"
 CHANGELOG = "customers-changelog"
@@ -115,11 +117,56 @@ def step(keys: list[str], letters: int, positions: dict[int, int]) -> Step:
     return Step(result, [letter(n) for n in range(letters)], positions)
 
 
-def delivery(log: list[str], tables: FakeTables, producer: FakeProducer) -> Delivery:
+def only(producer: FakeProducer) -> Any:
+    async def producer_for(partition: int) -> FakeProducer:
+        return producer
+
+    return producer_for
+
+
+class FakeTransactions:
+    """`streams.transactions.Transactions` as delivery uses it: one producer per
+    partition, each beginning a transaction on first use; `commit` ends them."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.producers: dict[int, FakeProducer] = {}
+        self.open: set[int] = set()
+        self.refuse = False
+        self.fenced = False
+
+    async def claim(self, partitions: Any) -> None:
+        self.log.append(f"claim {sorted(partitions)}")
+
+    async def producer(self, partition: int) -> FakeProducer:
+        if self.fenced:
+            raise ProducerFenced()
+        if partition not in self.open:
+            self.log.append(f"begin {partition}")
+            self.open.add(partition)
+        return self.producers.setdefault(partition, FakeProducer(self.log))
+
+    async def commit(self) -> None:
+        if self.refuse:
+            raise CommitRefused("fenced")
+        for partition in sorted(self.open):
+            self.log.append(f"commit {partition}")
+        self.open.clear()
+
+    async def stop(self) -> None:
+        self.log.append("stop transactions")
+
+
+def delivery(
+    log: list[str],
+    tables: FakeTables,
+    producer: FakeProducer,
+    transactions: FakeTransactions | None = None,
+) -> Delivery:
     settings = WorkerSettings(topics={"dead_letters": DLQ})  # type: ignore[arg-type]
-    built = Delivery(settings, tables)  # type: ignore[arg-type]
+    built = Delivery(settings, tables, transactions)  # type: ignore[arg-type]
     built._producer = producer  # type: ignore[assignment]
-    built._outbox = _Outbox(producer)  # type: ignore[arg-type]
+    built._outbox = _Outbox(built._producer_for)
     return built
 
 
@@ -180,7 +227,7 @@ def test_a_value_larger_than_a_batch_goes_on_its_own() -> None:
     log: list[str] = []
 
     async def scenario() -> dict[tuple[str, int], Position]:
-        outbox = _Outbox(FakeProducer(log))  # type: ignore[arg-type]
+        outbox = _Outbox(only(FakeProducer(log)))
         await outbox.send(DLQ, 1, b"a", b"small")
         await outbox.send(DLQ, 1, b"b", b"x" * 2000)
         return await outbox.flush()
@@ -188,3 +235,74 @@ def test_a_value_larger_than_a_batch_goes_on_its_own() -> None:
     reached = asyncio.run(scenario())
     assert log == ["send events-dlq[1] x1", "send events-dlq[1] x1"]
     assert reached == {(DLQ, 1): Position(1, fingerprint(b"b", b"x" * 2000))}
+
+
+def test_exactly_once_a_step_is_one_transaction_per_partition_committed_at_its_flush() -> None:
+    log: list[str] = []
+    tables = FakeTables(log)
+    transactions = FakeTransactions(log)
+    landing = delivery(log, tables, FakeProducer(log), transactions)
+
+    def meanwhile() -> Step:
+        log.append("sweep computed")
+        return step(["swept"], 0, {})
+
+    async def scenario() -> None:
+        await landing.claim({0})
+        await landing.deliver(step(["a", "b"], 4, {0: 10}), meanwhile)
+        log.append("-- next step")
+        await landing.deliver(step(["c"], 0, {0: 12}))
+        log.append("-- handover")
+        await landing.flush()
+
+    asyncio.run(scenario())
+    assert log == [
+        "claim [0]",
+        "begin 0",
+        "send events-dlq[0] x3", "send events-dlq[0] x1",
+        "sweep computed",
+        "write a", "write b", "write swept",  # the records, in the same transaction...
+        "position 0=10",  # ...and the step's own position, not the previous step's
+        "seal",
+        "send customers-changelog[0] x3", "send positions-changelog[0] x1",
+        "commit 0", "acknowledged",  # the stores take the step once it is committed
+        "-- next step",
+        "write c", "begin 0", "position 0=12", "seal",
+        "send customers-changelog[0] x1", "send positions-changelog[0] x1",
+        "commit 0", "acknowledged",
+        "-- handover",
+        "seal", "acknowledged",  # nothing is held between steps: nothing to write
+    ]  # fmt: skip
+    assert tables.positions.durable == {0: 12}
+    assert tables.positions.held == {}
+
+
+def test_exactly_once_a_refused_commit_makes_nothing_of_the_step_durable() -> None:
+    log: list[str] = []
+    tables = FakeTables(log)
+    transactions = FakeTransactions(log)
+    transactions.refuse = True
+    landing = delivery(log, tables, FakeProducer(log), transactions)
+    with pytest.raises(CommitRefused):
+        asyncio.run(landing.deliver(step(["a"], 1, {0: 5})))
+    assert "acknowledged" not in log
+    assert tables.positions.durable == {}
+
+
+def test_exactly_once_a_send_refused_mid_step_stops_this_and_every_later_step() -> None:
+    log: list[str] = []
+    tables = FakeTables(log)
+    transactions = FakeTransactions(log)
+    transactions.fenced = True
+    landing = delivery(log, tables, FakeProducer(log), transactions)
+
+    async def scenario() -> None:
+        with pytest.raises(CommitRefused, match="were given to another worker"):
+            await landing.deliver(step(["a"], 1, {0: 5}))
+        with pytest.raises(CommitRefused):
+            await landing.deliver(step(["b"], 0, {0: 6}))
+        await landing.flush()  # a revocation after the refusal: nothing to write, no error
+
+    asyncio.run(scenario())
+    assert not any(entry.startswith(("write", "seal", "acknowledged")) for entry in log)
+    assert tables.positions.durable == {}

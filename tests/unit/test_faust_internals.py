@@ -26,6 +26,7 @@ from streams.faust_internals import (
     FaustGroup,
     GenerationRecovery,
     PromptTableManager,
+    read_committed,
     shorten_fetch_wait,
 )
 
@@ -94,6 +95,24 @@ def test_aiokafka_reads_its_fetch_wait_from_the_consumer_at_start() -> None:
     assert shorten_fetch_wait(consumer)._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
 
 
+def test_aiokafka_reads_its_isolation_level_from_the_consumer_at_start() -> None:
+    assert "self._isolation_level = isolation_level" in inspect.getsource(
+        aiokafka.AIOKafkaConsumer.__init__
+    )
+    assert "isolation_level=self._isolation_level" in inspect.getsource(
+        aiokafka.AIOKafkaConsumer.start
+    )
+    consumer = SimpleNamespace(_isolation_level="read_uncommitted")
+    assert read_committed(consumer)._isolation_level == "read_committed"
+
+
+def test_faust_reads_uncommitted_records_outside_its_own_transactions() -> None:
+    """What `read_committed` corrects: Faust's recovery would apply aborted records."""
+    source = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer)
+    assert 'isolation_level: str = "read_uncommitted"' in source
+    assert "if self.consumer.in_transaction:" in source
+
+
 def test_faust_builds_the_worker_consumer_with_a_long_fetch_wait() -> None:
     """What `shorten_fetch_wait` corrects (if Faust made it configurable, use that)."""
     source = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer)
@@ -102,8 +121,8 @@ def test_faust_builds_the_worker_consumer_with_a_long_fetch_wait() -> None:
 
 def test_the_module_lists_what_it_provides() -> None:
     names = {"aside_consumer", "commit_offsets", "remember_partition", "partition_of_keys",
-             "standby_lag", "shorten_fetch_wait", "PromptTableManager", "GenerationRecovery",
-             "FaustGroup"}  # fmt: skip
+             "standby_lag", "shorten_fetch_wait", "read_committed", "PromptTableManager",
+             "GenerationRecovery", "FaustGroup"}  # fmt: skip
     assert names <= set(vars(faust_internals))
 
 

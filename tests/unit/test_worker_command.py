@@ -27,6 +27,16 @@ from tests.support.cli import run
         ),
         (
             [],
+            {"RESCORER_PROCESSING_GUARANTEE": "exactly_once", "RESCORER_STORE": "memory://"},
+            "RESCORER_PROCESSING_GUARANTEE=exactly_once needs RESCORER_STORE=rescorer://",
+        ),
+        (
+            [],
+            {"RESCORER_PROCESSING_GUARANTEE": "twice"},
+            "RESCORER_PROCESSING_GUARANTEE: Input should be 'at_least_once' or 'exactly_once'",
+        ),
+        (
+            [],
             {"RESCORER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
             "needs RESCORER_KAFKA_SASL_MECHANISM",
         ),
