@@ -277,12 +277,19 @@ def test_exactly_once_a_step_is_one_transaction_per_partition_committed_at_its_f
     assert tables.positions.held == {}
 
 
-def test_exactly_once_a_refused_commit_makes_nothing_of_the_step_durable() -> None:
-    log: list[str] = []
+def transactional(
+    log: list[str], refuse: bool = False, fenced: bool = False
+) -> tuple[FakeTables, Delivery]:
+    """Fake tables and a delivery in exactly-once mode whose Kafka refuses as told."""
     tables = FakeTables(log)
     transactions = FakeTransactions(log)
-    transactions.refuse = True
-    landing = delivery(log, tables, FakeProducer(log), transactions)
+    transactions.refuse, transactions.fenced = refuse, fenced
+    return tables, delivery(log, tables, FakeProducer(log), transactions)
+
+
+def test_exactly_once_a_refused_commit_makes_nothing_of_the_step_durable() -> None:
+    log: list[str] = []
+    tables, landing = transactional(log, refuse=True)
     with pytest.raises(CommitRefused):
         asyncio.run(landing.deliver(step(["a"], 1, {0: 5})))
     assert "acknowledged" not in log
@@ -291,10 +298,7 @@ def test_exactly_once_a_refused_commit_makes_nothing_of_the_step_durable() -> No
 
 def test_exactly_once_a_send_refused_mid_step_stops_this_and_every_later_step() -> None:
     log: list[str] = []
-    tables = FakeTables(log)
-    transactions = FakeTransactions(log)
-    transactions.fenced = True
-    landing = delivery(log, tables, FakeProducer(log), transactions)
+    tables, landing = transactional(log, fenced=True)
 
     async def scenario() -> None:
         with pytest.raises(CommitRefused, match="were given to another worker"):
