@@ -48,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -250,6 +251,17 @@ class ChangeWatch:
                         seen[trigger] = (record.timestamp, received)
         return seen
 
+    def follow(self, into: dict[str, tuple[int, int]], stop: threading.Event) -> None:
+        """Like `collect`, for every change, into `into`, until `stop` is set (run in a
+        thread while the probe produces, so that the receive time is when it arrived)."""
+        while not stop.is_set():
+            polled = self.consumer.poll(timeout_ms=100)
+            received = int(time.time() * 1000)
+            for records in polled.values():
+                for record in records:
+                    trigger = json.loads(record.value).get("trigger_event_id") or ""
+                    into[trigger] = (record.timestamp, received)
+
     def close(self) -> None:
         self.consumer.close()
 
@@ -311,9 +323,20 @@ def latency(
     """(p50 ms, p99 ms, p99 visible ms, matched, sent): from event produce time to change
     append time, and (p99 visible) to when a read_committed consumer received it."""
     watch = ChangeWatch(bootstrap, changes)
-    sent = asyncio.run(produce_at_rate(bootstrap, events, rate, seconds, start_at))
-    seen = watch.collect(sent, timeout=60)
-    watch.close()
+    arrived: dict[str, tuple[int, int]] = {}
+    stop = threading.Event()
+    follower = threading.Thread(target=watch.follow, args=(arrived, stop), daemon=True)
+    follower.start()
+    try:
+        sent = asyncio.run(produce_at_rate(bootstrap, events, rate, seconds, start_at))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not sent.keys() <= arrived.keys():
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        follower.join()
+        watch.close()
+    seen = {e: arrived[e] for e in sent if e in arrived}
     if not seen:
         raise SystemExit("no segment changes arrived for the latency probe")
     delays = [seen[e][0] - sent[e] for e in seen]
