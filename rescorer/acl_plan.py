@@ -20,7 +20,7 @@ Topics are created by the admin (``rescorer acl apply`` does it), so no
 client needs ``CREATE`` except for what it owns: the worker its internal
 topics. Kafka implies ``DESCRIBE`` from ``READ`` and ``WRITE``.
 
->>> from schemas.settings import TopicNames, transactional_id_prefix
+>>> from schemas.settings import TopicNames
 >>> grants = plan(TopicNames(), "segment-rescorer", worker="User:w", trainer="User:t",
 ...               readers=["User:r"])
 >>> print(grants[0])
