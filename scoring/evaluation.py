@@ -102,6 +102,56 @@ class Unscored:
     items: list[tuple[str, CustomerRecord]]
 
 
+@dataclass
+class _Gathered:
+    """The rows `evaluate` can score, each with its partition's slot and clock."""
+
+    partitions: list[int]
+    keys: list[str]
+    records: list[CustomerRecord]
+    as_of: list[datetime]
+    vectors: list[tuple[float, int, float]]
+    owners: list[int]
+    lifetimes: list[Lifetime | None]
+    unscored: list[tuple[str, CustomerRecord]]
+
+
+def _gather(
+    items: Sequence[tuple[str, CustomerRecord]],
+    watermarks: Mapping[int, datetime],
+    with_traits: bool,
+) -> _Gathered:
+    """Each item's features as of its partition's clock; those with no purchase apart."""
+    slot_of: dict[int, int] = {}
+    rows = _Gathered([], [], [], [], [], [], [], [])
+    for key, record in items:
+        slot = slot_of.get(record.partition)
+        if slot is None:
+            slot = slot_of[record.partition] = len(rows.partitions)
+            rows.partitions.append(record.partition)
+        watermark = watermarks[record.partition]
+        as_of = watermark if record.as_of is None or record.as_of < watermark else record.as_of
+        if with_traits:  # the RFM vector and the whole history in one pass
+            scored = record.state.scored(as_of)
+            if scored is None:  # no purchase yet: remember the state, assign nothing
+                rows.unscored.append((key, record))
+                continue
+            vector, lifetime = scored
+            rows.lifetimes.append(lifetime)
+        else:
+            plain = record.state.vector(as_of)
+            if plain is None:
+                rows.unscored.append((key, record))
+                continue
+            vector = plain
+        rows.keys.append(key)
+        rows.records.append(record)
+        rows.as_of.append(as_of)
+        rows.vectors.append(vector)
+        rows.owners.append(slot)
+    return rows
+
+
 def evaluate(
     items: Sequence[tuple[str, CustomerRecord]],
     reason: ChangeReason,
@@ -120,79 +170,44 @@ def evaluate(
     With a predictive model, each row's traits too, and its due time also
     covers the day its churn risk would reach the next band.
     """
-    slot_of: dict[int, int] = {}
-    partitions: list[int] = []
-    rows: list[tuple[str, CustomerRecord, datetime, tuple[float, int, float]]] = []
-    owners: list[int] = []
-    unscored: list[tuple[str, CustomerRecord]] = []
-    with_traits = active.traits is not None
-    lifetimes: list[Lifetime | None] = []
-    for key, record in items:
-        slot = slot_of.get(record.partition)
-        if slot is None:
-            slot = slot_of[record.partition] = len(partitions)
-            partitions.append(record.partition)
-        watermark = watermarks[record.partition]
-        as_of = watermark if record.as_of is None or record.as_of < watermark else record.as_of
-        if with_traits:  # the RFM vector and the whole history in one pass
-            scored = record.state.scored(as_of)
-            if scored is None:  # no purchase yet: remember the state, assign nothing
-                unscored.append((key, record))
-                continue
-            vector, lifetime = scored
-            lifetimes.append(lifetime)
-        else:
-            plain = record.state.vector(as_of)
-            if plain is None:
-                unscored.append((key, record))
-                continue
-            vector = plain
-        rows.append((key, record, as_of, vector))
-        owners.append(slot)
-    if not rows:
-        return None, Unscored(unscored)
-    owner = np.asarray(owners, dtype=np.int64)
-    stacked = np.stack([centroids[p] for p in partitions])
-    raw = np.asarray([v for _, _, _, v in rows], dtype=np.float64)
+    rows = _gather(items, watermarks, active.traits is not None)
+    if not rows.keys:
+        return None, Unscored(rows.unscored)
+    records = rows.records
+    owner = np.asarray(rows.owners, dtype=np.int64)
+    stacked = np.stack([centroids[p] for p in rows.partitions])
+    raw = np.asarray(rows.vectors, dtype=np.float64)
     embedded = active.space.embed(raw)
     distances = rowwise_distances(embedded, stacked[owner])
     current = np.asarray(
-        [
-            -1 if r.segment_id is None else active.index_of.get(r.segment_id, -1)
-            for _, r, _, _ in rows
-        ],
+        [-1 if r.segment_id is None else active.index_of.get(r.segment_id, -1) for r in records],
         dtype=np.int64,
     )
     chosen = choose_many(distances, current, margin)
-    as_of_micros = np.asarray([epoch_micros(a) for _, _, a, _ in rows], dtype=np.int64)
-    records = [r for _, r, _, _ in rows]
+    as_of_micros = np.asarray([epoch_micros(a) for a in rows.as_of], dtype=np.int64)
     had, before, before_as_of = _previous(records)
-    due = next_due(
-        active, stacked, owner, raw, chosen, as_of_micros,
-        margin=margin, sweep_period=sweep_period, recheck_period=recheck_period,
+    due = _capped_at_expiry(
+        next_due(
+            active, stacked, owner, raw, chosen, as_of_micros,
+            margin=margin, sweep_period=sweep_period, recheck_period=recheck_period,
+        ),
+        records,
     )  # fmt: skip
-    expiries = [r.state.next_expiry() for r in records]
-    if any(e is not None for e in expiries):
-        cap = np.asarray(
-            [np.iinfo(np.int64).max if e is None else e * MICROS_PER_DAY for e in expiries],
-            dtype=np.int64,
-        )
-        due = np.minimum(due, cap)
     found = None
     if active.traits is not None:
         found = score_traits(
-            active.traits, records, [a for _, _, a, _ in rows], as_of_micros,
+            active.traits, records, rows.as_of, as_of_micros,
             (had, before, before_as_of), horizon_days=horizon_days, thresholds=bands,
-            lifetimes=lifetimes,
+            lifetimes=rows.lifetimes,
         )  # fmt: skip
         due = np.minimum(due, found.crossing)
     evaluation = Evaluation(
         reason=reason,
-        keys=[k for k, _, _, _ in rows],
+        keys=rows.keys,
         records=records,
-        as_of=[a for _, _, a, _ in rows],
-        vectors=[v for _, _, _, v in rows],
-        partitions=partitions,
+        as_of=rows.as_of,
+        vectors=rows.vectors,
+        partitions=rows.partitions,
         owner=owner,
         raw=raw,
         embedded=embedded,
@@ -208,7 +223,20 @@ def evaluate(
         traits=found,
         segment_ids=np.asarray(active.space.segment_ids, dtype=np.int64)[chosen],
     )
-    return evaluation, Unscored(unscored)
+    return evaluation, Unscored(rows.unscored)
+
+
+def _capped_at_expiry(due: IntArray, records: Sequence[CustomerRecord]) -> IntArray:
+    """`due`, but no later than the day each record's oldest purchase leaves the window."""
+    expiries = [r.state.next_expiry() for r in records]
+    if all(e is None for e in expiries):
+        return due
+    cap = np.asarray(
+        [np.iinfo(np.int64).max if e is None else e * MICROS_PER_DAY for e in expiries],
+        dtype=np.int64,
+    )
+    capped: IntArray = np.minimum(due, cap)
+    return capped
 
 
 def _previous(records: Sequence[CustomerRecord]) -> tuple[NDArray[np.bool_], FloatArray, IntArray]:

@@ -19,20 +19,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
 
 from streams.decoding import Rejected, dead_letter, decode_feedback
 
 if TYPE_CHECKING:
-    from streams.delivery import Delivery
+    from scoring.customer_record import CustomerRecord
     from streams.metrics import WorkerMetrics
     from streams.settings import WorkerSettings
-    from streams.state.tables import StateTables
     from streams.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
+
+
+class Records(Protocol):
+    """Where a customer's record is read (`StateTables`)."""
+
+    def record(self, key: str, partition: int) -> CustomerRecord | None: ...
+
+
+class Publisher(Protocol):
+    """Where feedback's outputs are sent (`Delivery`)."""
+
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None: ...
 
 
 def feedback_labels(
@@ -55,16 +66,15 @@ def feedback_labels(
     return ("none" if current is None else label(current)), label(proposed)
 
 
-class FeedbackAgent:
-    """The agent on the feedback topic."""
+class Feedback:
+    """What one feedback message does: dead-lettered, or counted and kept."""
 
     def __init__(
         self,
-        app: faust.App,
         settings: WorkerSettings,
-        tables: StateTables,
+        tables: Records,
         state: WorkerState,
-        delivery: Delivery,
+        delivery: Publisher,
         metrics: WorkerMetrics,
     ) -> None:
         self.settings = settings
@@ -72,18 +82,6 @@ class FeedbackAgent:
         self.state = state
         self.delivery = delivery
         self.metrics = metrics
-        self.topic = app.topic(
-            settings.topics.feedback, key_type=bytes, value_type=bytes,
-            key_serializer="raw", value_serializer="raw", partitions=settings.partitions,
-        )  # fmt: skip
-        app.agent(self.topic, name="segment-feedback")(self.run)
-
-    async def run(self, stream: faust.StreamT[Any]) -> AsyncIterator[None]:
-        """Take each feedback message in turn."""
-        async for message in stream.events():
-            await self.take(message.key, message.value, message.message.partition,
-                            message.message.offset)  # fmt: skip
-            yield None
 
     async def take(self, key: bytes | None, value: bytes | None, partition: int,
                    offset: int) -> None:  # fmt: skip
@@ -109,3 +107,22 @@ class FeedbackAgent:
         await self.delivery.publish(
             topics.feedback_latest, decoded.customer_id.encode(), decoded.model_dump_json().encode()
         )
+
+
+class FeedbackAgent:
+    """The Faust agent on the feedback topic, handing each message to `Feedback`."""
+
+    def __init__(self, app: faust.App, settings: WorkerSettings, feedback: Feedback) -> None:
+        self.feedback = feedback
+        self.topic = app.topic(
+            settings.topics.feedback, key_type=bytes, value_type=bytes,
+            key_serializer="raw", value_serializer="raw", partitions=settings.partitions,
+        )  # fmt: skip
+        app.agent(self.topic, name="segment-feedback")(self.run)
+
+    async def run(self, stream: faust.StreamT[Any]) -> AsyncIterator[None]:
+        """Take each feedback message in turn."""
+        async for message in stream.events():
+            await self.feedback.take(message.key, message.value, message.message.partition,
+                                     message.message.offset)  # fmt: skip
+            yield None

@@ -36,7 +36,7 @@ from streams.faust_internals import (
     commit_offsets,
     standby_lag,
 )
-from streams.feedback import FeedbackAgent
+from streams.feedback import Feedback, FeedbackAgent
 from streams.kafka_clients import faust_broker_settings
 from streams.lookup import Lookup
 from streams.metrics import WorkerMetrics
@@ -106,7 +106,9 @@ class RescorerWorker:
                 self.app, self.events, self.tables, self.ownership, self.state, self.metrics
             )
         self.feedback = FeedbackAgent(
-            self.app, settings, self.tables, self.state, self.delivery, self.metrics
+            self.app,
+            settings,
+            Feedback(settings, self.tables, self.state, self.delivery, self.metrics),
         )
         self.policy = RetrainPolicy(settings.retrain_thresholds())
         self.drift = DriftTicks(

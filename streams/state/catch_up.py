@@ -23,13 +23,22 @@ included, so recovery finds nothing left to read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from streams.state.changelog_probe import ChangelogProbe, ChangelogRecord
+from streams.state.changelog_probe import ChangelogRecord
 from streams.state.trust import unread
 
 log = logging.getLogger(__name__)
+
+
+class ChangelogReader(Protocol):
+    """Reads changelog partitions' bounds and ranges (`ChangelogProbe`)."""
+
+    async def ends(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]: ...
+    async def read(
+        self, ranges: Mapping[tuple[str, int], tuple[int, int]]
+    ) -> dict[tuple[str, int], list[ChangelogRecord]]: ...
 
 
 class CatchingUp(Protocol):
@@ -45,7 +54,7 @@ class CatchingUp(Protocol):
 
 
 async def catch_up(
-    probe: ChangelogProbe,
+    probe: ChangelogReader,
     stores: Sequence[CatchingUp],
     partitions: Iterable[int],
     expected: bool = False,

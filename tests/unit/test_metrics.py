@@ -7,7 +7,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from scoring.outcomes import Outcome
-from streams.metrics import LATENCY_BUCKETS, WorkerMetrics, observe_many
+from streams.metric_series import LATENCY_BUCKETS
+from streams.metrics import WorkerMetrics, observe_many
 
 
 def series(registry: CollectorRegistry) -> dict[str, float]:
