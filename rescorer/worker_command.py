@@ -9,6 +9,7 @@ from typing import Any
 
 from rescorer.common import kafka_failure, margin_arg, rate_arg
 from rescorer.errors import UsageError
+from rescorer.leaving import leave
 
 
 def register(commands: Any) -> None:
@@ -77,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
     # the libraries to the chosen level instead.
     for name in ("aiokafka", "kafka", "faust", "mode", "streams", "rescorer"):
         logging.getLogger(name).setLevel(args.log_level.upper())
-    runner.execute_from_commandline()
+    try:
+        runner.execute_from_commandline()
+    except SystemExit as exc:  # how mode's worker always ends, its code saying how it went
+        leave(0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1)
     return 0
 
 

@@ -263,16 +263,31 @@ class Delivery:
             reached = await self.outbox.flush()
             if self.transactions is not None:
                 await self.transactions.commit()
-        except DeliveryFailed as exc:
-            fenced = self.transactions is not None and any(
-                isinstance(e, ProducerFenced) for e in exc.errors
-            )
-            self.broken = fenced_out() if fenced else exc
-            raise self.broken from exc
-        except CommitRefused as exc:
-            self.broken = exc
-            raise
+        except (DeliveryFailed, CommitRefused) as exc:
+            if (broken := self._refused(exc)) is exc:
+                raise
+            raise broken from exc
         self.state.acknowledged(reached)
+
+    def _refused(self, exc: Exception) -> DeliveryFailed | CommitRefused:
+        """What a failed send, flush or commit makes of this delivery, broken from now on.
+
+        Exactly once, Kafka refusing a transaction's send is `CommitRefused`, and a
+        fenced producer (another worker owns the partitions) says so; an output
+        not acknowledged stays `DeliveryFailed`.
+        """
+        errors = exc.errors if isinstance(exc, DeliveryFailed) else [exc]
+        broken: DeliveryFailed | CommitRefused
+        if isinstance(exc, CommitRefused):
+            broken = exc
+        elif self.transactions is not None and any(isinstance(e, ProducerFenced) for e in errors):
+            broken = fenced_out()
+        elif isinstance(exc, DeliveryFailed):
+            broken = exc
+        else:
+            broken = CommitRefused(f"Kafka refused the step's transaction: {exc!r}")
+        self.broken = broken
+        return broken
 
     async def flush(self) -> None:
         """Make everything sent so far durable, positions included (before a handover).
@@ -297,18 +312,12 @@ class Delivery:
         """
         if self.broken is not None:
             raise self.broken
-        if self.transactions is None:
-            return await self._deliver(step, meanwhile)
         try:
             return await self._deliver(step, meanwhile)
-        except (DeliveryFailed, CommitRefused):
-            raise
-        except (KafkaError, IllegalOperation) as exc:
-            self.broken = (
-                fenced_out() if isinstance(exc, ProducerFenced)
-                else CommitRefused(f"Kafka refused the step's transaction: {exc!r}")
-            )  # fmt: skip
-            raise self.broken from exc
+        except (KafkaError, IllegalOperation) as exc:  # a send Kafka refused outright
+            if self.transactions is None:
+                raise
+            raise self._refused(exc) from exc
 
     async def _deliver(
         self, step: Step, meanwhile: Callable[[], Step | None] | None

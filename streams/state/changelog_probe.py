@@ -68,25 +68,23 @@ class ChangelogProbe:
         async with self._lock:
             consumer = await self._started()
             tps = {key: TopicPartition(*key) for key in positions}
-            starts: dict[Any, int] = await consumer.beginning_offsets(list(tps.values()))
-            ends: dict[Any, int] = await consumer.end_offsets(list(tps.values()))
+            bounds = await _bounds(consumer, tps)
             wanted = {
-                tp: position.offset
-                for key, tp in tps.items()
-                if (position := positions[key]) is not None
-                and starts[tp] <= position.offset < ends[tp]
+                tps[key]: position.offset
+                for key, (start, end) in bounds.items()
+                if (position := positions[key]) is not None and start <= position.offset < end
             }
             found = await self._first_records(consumer, wanted)
-            return {key: Changelog(starts[tp], ends[tp], found.get(tp)) for key, tp in tps.items()}
+            return {
+                key: Changelog(start, end, found.get(tps[key]))
+                for key, (start, end) in bounds.items()
+            }
 
     async def ends(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
         """(first offset, end offset) of each (topic, partition)."""
         async with self._lock:
             consumer = await self._started()
-            tps = {key: TopicPartition(*key) for key in keys}
-            starts: dict[Any, int] = await consumer.beginning_offsets(list(tps.values()))
-            ends: dict[Any, int] = await consumer.end_offsets(list(tps.values()))
-            return {key: (starts[tp], ends[tp]) for key, tp in tps.items()}
+            return await _bounds(consumer, {key: TopicPartition(*key) for key in keys})
 
     async def read(
         self, ranges: Mapping[tuple[str, int], tuple[int, int]]
@@ -111,7 +109,13 @@ class ChangelogProbe:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + READ_SECONDS
             try:
-                while waiting := [tp for tp in ends if await consumer.position(tp) < ends[tp]]:
+                waiting = list(ends)
+                while True:
+                    still = [tp for tp in waiting if await consumer.position(tp) < ends[tp]]
+                    for tp in set(waiting) - set(still):  # done: fetch nothing more of it
+                        consumer.pause(tp)
+                    if not (waiting := still):
+                        break
                     if loop.time() > deadline:
                         tp = waiting[0]
                         raise ReadIncomplete(
@@ -119,8 +123,6 @@ class ChangelogProbe:
                             f"{await consumer.position(tp)} of {ranges[(tp.topic, tp.partition)]} "
                             f"in {READ_SECONDS:.0f} s"
                         )
-                    for tp in set(ends) - set(waiting):
-                        consumer.pause(tp)
                     batches = await consumer.getmany(*waiting, timeout_ms=READ_POLL_MS)
                     for tp, records in batches.items():
                         found[tp].extend(
@@ -156,3 +158,12 @@ class ChangelogProbe:
                     consumer.pause(tp)
         consumer.assign([])
         return found
+
+
+async def _bounds(
+    consumer: AIOKafkaConsumer, tps: Mapping[tuple[str, int], TopicPartition]
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(first offset, end offset) of each (topic, partition)."""
+    starts: dict[Any, int] = await consumer.beginning_offsets(list(tps.values()))
+    ends: dict[Any, int] = await consumer.end_offsets(list(tps.values()))
+    return {key: (starts[tp], ends[tp]) for key, tp in tps.items()}

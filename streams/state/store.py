@@ -193,11 +193,10 @@ class DurableStore(Store[str, bytes]):
         if partition not in self._logs:
             return None
         position = self._positions.get(partition)
-        after = None if position is None else position.offset + 1
-        end = self._ends.get(partition)
-        if end is None or (after is not None and after >= end):
-            return after
-        return end
+        known = [position.offset + 1] if position is not None else []
+        if (end := self._ends.get(partition)) is not None:
+            known.append(end)
+        return max(known, default=None)
 
     def read_to(self, partition: int, end: int) -> None:
         """The partition's changelog was read up to `end` (what lies between the last

@@ -22,6 +22,7 @@ from tests.support.exactness import (
     GUARANTEES,
     Tally,
     Workload,
+    broker_outage,
     broker_restart,
     crash,
     handovers,
@@ -142,6 +143,24 @@ def test_a_broker_restart_mid_stream_needs_no_manual_action_and_loses_nothing(
 
     stack = new_stack(own_broker.bootstrap_servers, tmp_path, guarantee=guarantee)
     assert_exact(broker_restart(stack, small, restart), stack)
+
+
+def test_a_broker_that_stops_answering_is_waited_for_or_left_and_a_stop_is_prompt(
+    own_broker: LocalKafka, tmp_path: Path, small: Workload
+) -> None:
+    """Through an outage the worker carries on, or fails its step and exits (code 1)
+    while the broker is still away, even though Faust's consumer thread is stuck on
+    the broker (`rescorer.leaving`); told to stop during an outage, it leaves within
+    a bound; and the workers after it lose and double nothing."""
+    stack = new_stack(own_broker.bootstrap_servers, tmp_path)
+    assert own_broker.pid is not None
+    tally, outage = broker_outage(stack, small, own_broker.pid)
+    if outage.crashed:
+        assert outage.exit_code == 1, outage
+    else:
+        assert outage.carried_on, outage
+    assert outage.stop_code is not None, f"still running {outage.stop_seconds:.0f} s after SIGTERM"
+    assert_exact(tally, stack)
 
 
 def test_a_stalled_worker_is_fenced_and_its_late_step_is_refused(

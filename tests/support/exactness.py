@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import signal
 import subprocess
@@ -521,3 +522,74 @@ def zombie(stack: Stack, work: Workload) -> tuple[Tally, Zombie]:
     tally = judge(stack, work)
     tally.events, tally.faults = len(work.bodies), 1
     return tally, Zombie(refused, first.process.returncode, aborted)
+
+
+@dataclass
+class Outage:
+    """What the worker did through its broker's outages."""
+
+    crashed: bool
+    """A step failed while the broker did not answer (its sends timed out)."""
+    exit_code: int | None
+    """Its exit code when it left (None: it carried on)."""
+    carried_on: bool
+    """It applied events again once the broker answered, without a restart."""
+    stop_seconds: float
+    """From a SIGTERM while the broker did not answer to the exit (or to giving up)."""
+    stop_code: int | None
+    """The exit code then (None: still running after the patience)."""
+
+
+def broker_outage(
+    stack: Stack, work: Workload, broker_pid: int, away: float = 75.0, patience: float = 90.0
+) -> tuple[Tally, Outage]:
+    """The broker stops answering (SIGSTOP) a third of the way through, for longer than
+    the session timeout and the producer's request timeout (40 s, after which a step
+    whose sends were not acknowledged fails), then answers again. The worker either
+    carries on, or fails its step and leaves, for its supervisor (here: this function)
+    to restart it on the same data directory; what it must not do is stay up doing
+    nothing. Later the broker stops answering again and the worker is told
+    to stop: it has to leave rather than wait for the broker. A last worker on the
+    same data directory finishes."""
+    publish_model(stack.settings(), work.model)
+    produce(stack, work.bodies)
+    worker = start(stack, "outage-1", data="outage")
+    workers = [worker]
+    try:
+        wait_until("a third of the events", midway([worker], len(work.bodies)), worker, 300)
+        os.kill(broker_pid, signal.SIGSTOP)
+        time.sleep(away)
+        before = consumed([worker])
+        os.kill(broker_pid, signal.SIGCONT)
+        wait_until(
+            "the worker to carry on or to leave",
+            lambda: not worker.alive() or consumed([worker]) > before,
+            worker, 120,
+        )  # fmt: skip
+        exit_code = worker.process.poll()
+        crashed, carried_on = "Crashed reason=" in worker.log(), exit_code is None
+        if not carried_on:
+            worker.stop()
+            worker = start(stack, "outage-2", data="outage")  # the supervisor's restart
+            workers.append(worker)
+        wait_until("60% of the events", midway([worker], len(work.bodies), 0.6), worker, 300)
+        os.kill(broker_pid, signal.SIGSTOP)
+        try:
+            told = time.monotonic()
+            worker.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(timeout=patience)
+            stop_seconds, stop_code = time.monotonic() - told, worker.process.poll()
+        finally:
+            os.kill(broker_pid, signal.SIGCONT)
+        worker.stop()  # its log closed (and, had it hung, the process stopped)
+        last = start(stack, "outage-3", data="outage")
+        workers.append(last)
+        wait_drained(stack, [last])
+    finally:
+        for each in workers:
+            if each.alive():
+                each.stop()
+    tally = judge(stack, work)
+    tally.events, tally.faults = len(work.bodies), 2
+    return tally, Outage(crashed, exit_code, carried_on, stop_seconds, stop_code)
