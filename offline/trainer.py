@@ -12,6 +12,7 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
+from threadpoolctl import threadpool_limits
 
 from offline.action_cards import behaviour, interacts, lever, migration, values
 from offline.algorithms import SAMPLE as ALGORITHM_SAMPLE
@@ -172,11 +173,15 @@ def train(
     data = _data(history, config, progress)
     # The predictive fit needs only the customer table: it runs beside the segments'
     # fit and validation (numpy, scipy and polars release the GIL in their loops).
+    # The segments' k-means and distances then run on one native thread each: beside the
+    # fit on the other core, OpenMP and BLAS threads spinning for a busy core made the
+    # k selection several times slower than one thread.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="purchase-model") as pool:
         summary = summary_at(data.table, data.horizon.as_of)
         fitting = pool.submit(purchase_model, data.table, data.horizon, summary)
-        fitted = _fit(data, config, previous, progress)
-        checks = _check(history, data, fitted, config, progress)
+        with threadpool_limits(limits=1):
+            fitted = _fit(data, config, previous, progress)
+            checks = _check(history, data, fitted, config, progress)
         progress("fitting BG/NBD and Gamma-Gamma for the predictive traits")
         traits = fitting.result()
     packaged = _package(data, fitted, checks, config, previous)
