@@ -232,6 +232,13 @@ def _app(settings: WorkerSettings) -> _App:
         # Faust's own exactly_once mode routes sends through the current event, which
         # the batched worker has none of; ours is `streams.transactions`.
         processing_guarantee="at_least_once",
+        # Faust's recovery compares a store's offset with the changelog's end as the
+        # consumer sees it, which under read_committed is the last stable offset: just
+        # after a step's commit, before the coordinator has written its markers, that can
+        # lie before records the store already holds, and Faust would stop the worker
+        # with a ConsistencyError. The durable store checks itself (`streams.state.trust`),
+        # after the claim has completed every earlier transaction of its partitions.
+        recovery_consistency_check=not settings.exactly_once,
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),

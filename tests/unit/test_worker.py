@@ -61,6 +61,7 @@ def test_the_app_is_the_one_the_settings_describe(worker: RescorerWorker) -> Non
     # Faust's own exactly-once routes sends through the current event; ours is apart.
     assert conf.processing_guarantee.value == "at_least_once"
     assert conf.web_enabled is False
+    assert conf.recovery_consistency_check is True  # at least once: no transactions
     assert worker.events in worker.app.topics  # subscribed, so the group assigns it
     assert worker.events.topics == (EVENTS,)
     assert "segment-feedback" in {
@@ -108,6 +109,8 @@ def test_in_exactly_once_mode_the_store_claims_through_the_delivery(tmp_path: Pa
     assert worker.store_context is not None
     assert worker.store_context.claim == worker.delivery.claim
     assert str(worker.app.conf.processing_guarantee.value) == "at_least_once"
+    # Faust's check reads the last stable offset, which lags a step just committed.
+    assert worker.app.conf.recovery_consistency_check is False
     info = sample(worker, "rescorer_worker_info", worker_id=worker.settings.worker_id,
                   app_id="wiring-app", version=worker.metrics.info._value["version"],
                   clock=worker.settings.clock, store="rescorer://",
