@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from aiokafka import TopicPartition
+from aiokafka.errors import ProducerFenced
 from faust.stores.memory import Store as MemoryStore
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
@@ -193,3 +194,22 @@ def partition_of_keys(store: MemoryStore[Any, Any]) -> Mapping[Any, int]:
     """Each key's partition in Faust's memory store."""
     owner: Mapping[Any, int] = store._key_partition
     return owner
+
+
+def producer_fenced(producer: Any) -> bool:
+    """Whether an aiokafka producer was fenced: another producer with its
+    transactional id started (a newer epoch), so nothing it sends is accepted.
+
+    aiokafka says ``ProducerFenced`` only to whatever was waiting when the
+    refusal came back: a send's future, or the commit then under way. Its
+    sender task ends with that error and puts the transaction manager in its
+    fatal state, and a later ``begin_transaction`` or ``commit_transaction``
+    fails on an assertion of that state machine instead. Which of the two a
+    resumed zombie meets depends on timing; the sender task's end says which
+    it was either way.
+    """
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    if task is None or not task.done() or task.cancelled():
+        return False
+    return isinstance(task.exception(), ProducerFenced)

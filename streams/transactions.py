@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerFenced
 
 from schemas.settings import transactional_id_prefix
+from streams.faust_internals import producer_fenced
 from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,14 @@ def fenced_out(partitions: Iterable[int] | None = None) -> CommitRefused:
     )
 
 
+def revoked(partition: int) -> CommitRefused:
+    """The refusal of a step on a partition a rebalance took from this worker."""
+    return CommitRefused(
+        f"partitions [{partition}] were given to another worker in a rebalance: the step in "
+        "flight is not committed (nothing of it is visible to read_committed consumers)"
+    )
+
+
 def transactional_id(app_id: str, partition: int) -> str:
     """The transactional id of the producer that writes a partition's steps.
 
@@ -74,6 +83,8 @@ class Transactions:
         self._open: set[int] = set()
         self._refused: dict[int, CommitRefused] = {}
         """Partitions whose producer Kafka refused: no transaction can begin there again."""
+        self._released: set[int] = set()
+        """Partitions this worker claimed and then let go of (a rebalance took them)."""
         self._lock = asyncio.Lock()
 
     @property
@@ -91,6 +102,7 @@ class Transactions:
             new = sorted(wanted - set(self._producers))
             started = await asyncio.gather(*(self._start(p) for p in new))
             self._producers.update(zip(new, started, strict=True))
+            self._released.difference_update(new)
             if new:
                 log.info("transactional ids of partitions %s claimed (previous owners fenced)", new)
 
@@ -110,6 +122,8 @@ class Transactions:
         """The producer of a claimed partition, in a transaction (begun on first use)."""
         producer = self._producers.get(partition)
         if producer is None:
+            if partition in self._released:
+                raise revoked(partition)
             raise CommitRefused(f"partition {partition} is not claimed by this worker")
         if partition in self._refused:
             raise self._refused[partition]
@@ -117,7 +131,12 @@ class Transactions:
             try:
                 await producer.begin_transaction()
             except Exception as exc:  # aiokafka asserts once its producer is fenced
-                refusal = CommitRefused(f"no transaction could begin on partition {partition}")
+                if producer_fenced(producer):
+                    refusal = fenced_out([partition])
+                else:
+                    refusal = CommitRefused(
+                        f"no transaction could begin on partition {partition}: {exc!r}"
+                    )
                 self._refused[partition] = refusal
                 raise refusal from exc
             self._open.add(partition)
@@ -136,7 +155,9 @@ class Transactions:
         if not failed:
             return
         error = next(iter(failed.values()))
-        if isinstance(error, ProducerFenced):
+        if isinstance(error, ProducerFenced) or any(
+            producer_fenced(self._producers[p]) for p in failed
+        ):
             refusal = fenced_out(failed)
         else:
             refusal = CommitRefused(
@@ -154,6 +175,7 @@ class Transactions:
 
     async def _release(self, partition: int) -> None:
         producer = self._producers.pop(partition)
+        self._released.add(partition)
         self._open.discard(partition)
         self._refused.pop(partition, None)
         try:

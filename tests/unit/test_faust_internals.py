@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import aiokafka
 import pytest
+from aiokafka.errors import ProducerFenced
 from faust.app.base import App
 from faust.stores.base import Store
 from faust.stores.memory import Store as MemoryStore
@@ -26,6 +27,7 @@ from streams.faust_internals import (
     FaustGroup,
     GenerationRecovery,
     PromptTableManager,
+    producer_fenced,
     read_committed,
     shorten_fetch_wait,
 )
@@ -122,7 +124,7 @@ def test_faust_builds_the_worker_consumer_with_a_long_fetch_wait() -> None:
 def test_the_module_lists_what_it_provides() -> None:
     names = {"aside_consumer", "commit_offsets", "remember_partition", "partition_of_keys",
              "standby_lag", "shorten_fetch_wait", "read_committed", "PromptTableManager",
-             "GenerationRecovery", "FaustGroup"}  # fmt: skip
+             "GenerationRecovery", "FaustGroup", "producer_fenced"}  # fmt: skip
     assert names <= set(vars(faust_internals))
 
 
@@ -177,3 +179,63 @@ def test_standby_lag_counts_each_partition_at_least_zero() -> None:
         faust_internals.standby_lag(SimpleNamespace(tables=SimpleNamespace(recovery=recovery)))
         == 12
     )
+
+
+def test_a_fenced_aiokafka_producer_asserts_on_its_next_transaction() -> None:
+    """Why `producer_fenced` reads the sender task: once the sender ends with
+    ``ProducerFenced``, the transaction manager is fatal and the next begin or
+    commit fails on an assertion, not with ``ProducerFenced``."""
+    from aiokafka.producer.sender import Sender
+    from aiokafka.producer.transaction_manager import TransactionManager, TransactionState
+
+    assert "self._txn_manager.fatal_error(task_exception)" in inspect.getsource(Sender._fail_all)
+
+    async def check() -> None:
+        manager = TransactionManager("app-step-0", 60_000)
+        manager.state = TransactionState.READY
+        manager.begin_transaction()
+        manager.fatal_error(ProducerFenced())
+        with pytest.raises(AssertionError):
+            manager.committing_transaction()
+        with pytest.raises(AssertionError):
+            manager.begin_transaction()
+
+    asyncio.run(check())
+
+
+async def _ended(exc: BaseException | None) -> asyncio.Task[None]:
+    async def run() -> None:
+        if exc is not None:
+            raise exc
+
+    task = asyncio.ensure_future(run())
+    await asyncio.wait([task])
+    return task
+
+
+@pytest.mark.parametrize(
+    ("ending", "fenced"),
+    [(ProducerFenced(), True), (ConnectionError("gone"), False), (None, False)],
+)
+def test_a_producer_is_fenced_when_its_sender_ended_with_producer_fenced(
+    ending: BaseException | None, fenced: bool
+) -> None:
+    async def check() -> None:
+        task = await _ended(ending)
+        assert producer_fenced(SimpleNamespace(_sender=SimpleNamespace(sender_task=task))) is fenced
+
+    asyncio.run(check())
+
+
+def test_a_producer_whose_sender_runs_or_never_started_is_not_fenced() -> None:
+    async def check() -> None:
+        running = asyncio.ensure_future(asyncio.sleep(10))
+        assert not producer_fenced(SimpleNamespace(_sender=SimpleNamespace(sender_task=running)))
+        running.cancel()
+        await asyncio.wait([running])
+        assert not producer_fenced(SimpleNamespace(_sender=SimpleNamespace(sender_task=running)))
+        unstarted = aiokafka.AIOKafkaProducer(transactional_id="app-step-0")
+        assert not producer_fenced(unstarted)
+        await unstarted.stop()
+
+    asyncio.run(check())

@@ -1,0 +1,126 @@
+"""How `Transactions` names a refusal: a fenced producer says its partitions were
+given to another worker, whichever call of aiokafka's met the fence."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from types import SimpleNamespace
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError, ProducerFenced
+
+from streams.settings import WorkerSettings
+from streams.transactions import CommitRefused, Transactions
+
+
+class Producer:
+    """An aiokafka producer as `Transactions` calls it, with the sender task a
+    fenced one ends (`streams.faust_internals.producer_fenced`)."""
+
+    def __init__(self, sender_ends_with: BaseException | None, fails_with: BaseException) -> None:
+        self.sender_ends_with = sender_ends_with
+        self.fails_with = fails_with
+        self.begun = 0
+        self._sender = SimpleNamespace(sender_task=None)
+
+    async def end_sender(self) -> None:
+        async def run() -> None:
+            if self.sender_ends_with is not None:
+                raise self.sender_ends_with
+
+        task = asyncio.ensure_future(run())
+        await asyncio.wait([task])
+        self._sender.sender_task = task
+
+    async def begin_transaction(self) -> None:
+        self.begun += 1
+        if self.begun > 1:
+            raise self.fails_with
+
+    async def commit_transaction(self) -> None:
+        raise self.fails_with
+
+    async def stop(self) -> None:
+        return None
+
+
+def transactions(producers: dict[int, Producer]) -> Transactions:
+    txns = Transactions(WorkerSettings(), max_batch_bytes=1 << 20)
+    txns._producers.update(producers)  # type: ignore[arg-type]
+    return txns
+
+
+FENCED_STATE = AssertionError("Invalid state transition TransactionState.FATAL_ERROR -> ...")
+
+
+@pytest.mark.parametrize(
+    ("sender_ends_with", "says"),
+    [
+        (ProducerFenced(), "partitions [1] were given to another worker"),
+        (None, "Kafka did not commit the step's transactions of partitions [1]: AssertionError"),
+    ],
+)
+def test_a_commit_that_fails_after_a_fence_says_the_partitions_moved(
+    sender_ends_with: BaseException | None, says: str
+) -> None:
+    async def check() -> None:
+        producer = Producer(sender_ends_with, FENCED_STATE)
+        await producer.end_sender()
+        txns = transactions({1: producer})
+        await txns.producer(1)
+        with pytest.raises(CommitRefused, match=r".*".join(map(_escape, says.split()))):
+            await txns.commit()
+        with pytest.raises(CommitRefused):  # and every later step of the partition
+            await txns.producer(1)
+
+    asyncio.run(check())
+
+
+@pytest.mark.parametrize(
+    ("sender_ends_with", "says"),
+    [
+        (ProducerFenced(), "partitions [2] were given to another worker"),
+        (KafkaTimeoutError(), "no transaction could begin on partition 2: AssertionError"),
+    ],
+)
+def test_a_transaction_that_cannot_begin_after_a_fence_says_the_partitions_moved(
+    sender_ends_with: BaseException, says: str
+) -> None:
+    async def check() -> None:
+        producer = Producer(sender_ends_with, FENCED_STATE)
+        producer.begun = 1  # its first transaction was committed earlier
+        await producer.end_sender()
+        txns = transactions({2: producer})
+        with pytest.raises(CommitRefused, match=r".*".join(map(_escape, says.split()))):
+            await txns.producer(2)
+
+    asyncio.run(check())
+
+
+def test_a_commit_refused_with_producer_fenced_says_so_without_the_sender() -> None:
+    async def check() -> None:
+        producer = Producer(None, ProducerFenced())
+        txns = transactions({3: producer})
+        await txns.producer(3)
+        with pytest.raises(CommitRefused, match="were given to another worker"):
+            await txns.commit()
+
+    asyncio.run(check())
+
+
+def _escape(word: str) -> str:
+    return re.escape(word)
+
+
+def test_a_step_on_a_partition_a_rebalance_took_says_it_was_given_to_another_worker() -> None:
+    async def check() -> None:
+        txns = transactions({4: Producer(None, ProducerFenced())})
+        async with txns._lock:
+            await txns._release(4)
+        with pytest.raises(CommitRefused, match=r"partitions \[4\] were given to another worker"):
+            await txns.producer(4)
+        with pytest.raises(CommitRefused, match="partition 5 is not claimed by this worker"):
+            await txns.producer(5)
+
+    asyncio.run(check())
