@@ -175,6 +175,6 @@ def test_a_stalled_worker_is_fenced_and_its_late_step_is_refused(
     """Exactly once: SIGSTOP past the session timeout, the partitions move, SIGCONT."""
     stack = new_stack(kafka.bootstrap_servers, tmp_path, guarantee="exactly_once")
     tally, seen = zombie(stack, large)
-    assert seen.refused, "the resumed worker's step was not refused"
-    assert seen.exit_code == EXIT_REFUSED
+    assert seen.refused, f"the resumed worker's step was not refused: {seen.farewell!r}"
+    assert seen.exit_code == EXIT_REFUSED, seen
     assert_exact(tally, stack)

@@ -487,6 +487,8 @@ class Zombie:
     exit_code: int | None
     aborted_records: int
     """Records on the output topics that only a read_uncommitted consumer sees."""
+    farewell: str = ""
+    """The stalled worker's last CRITICAL log line (why it left)."""
 
 
 REFUSED = ("were given to another worker", "ProducerFenced")
@@ -515,13 +517,14 @@ def zombie(stack: Stack, work: Workload) -> tuple[Tally, Zombie]:
         for worker in workers:
             worker.stop()  # an exited one: its exit code, and its log closed
     refused = any(text in first.log() for text in REFUSED)
+    farewell = next((ln for ln in reversed(first.log().splitlines()) if "CRITICAL" in ln), "")
     outputs = (stack.topics.changes, stack.topics.assignments)
     aborted = sum(
         len(read_all(stack, t, committed=False)) - len(read_all(stack, t)) for t in outputs
     )
     tally = judge(stack, work)
     tally.events, tally.faults = len(work.bodies), 1
-    return tally, Zombie(refused, first.process.returncode, aborted)
+    return tally, Zombie(refused, first.process.returncode, aborted, farewell)
 
 
 @dataclass
