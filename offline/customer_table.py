@@ -179,23 +179,31 @@ def lifetime_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
     """
     bought = (pl.col("type") == "purchase") & (pl.col("occurred_at") <= horizon.as_of)
     then = horizon.then or horizon.as_of
-    purchases = deduplicated.filter(bought).select(
-        "customer_id",
-        (pl.col("occurred_at").dt.epoch("us") // MICROS_PER_DAY).alias("day"),
-        amount_micros().alias("micros"),
-        (pl.col("occurred_at") <= then).alias("by_then"),
+    days, micros, by_then = pl.col("day"), pl.col("micros"), pl.col("by_then")
+    purchases = (
+        deduplicated.filter(bought)
+        .select(
+            "customer_id",
+            (pl.col("occurred_at").dt.epoch("us") // MICROS_PER_DAY).alias("day"),
+            amount_micros().alias("micros"),
+            (pl.col("occurred_at") <= then).alias("by_then"),
+        )
+        .with_columns((days == days.min().over("customer_id")).alias("first_day"))
     )
-    days, micros = pl.col("day"), pl.col("micros")
+    # Row-level masks, then plain sums and n_unique: filters inside the aggregation
+    # (``micros.filter(days == days.min())``) took three times as long as all the rest.
     columns = [
         days.min().alias("first_purchase_day"),
         days.n_unique().cast(pl.Int64).alias("purchase_days"),
         micros.sum().alias("purchase_micros"),
-        micros.filter(days == days.min()).sum().alias("first_day_micros"),
+        pl.when("first_day").then(micros).otherwise(0).sum().alias("first_day_micros"),
     ]
     if horizon.then is not None:
+        # The days by then, as distinct days among which the later ones are one null.
+        days_then = pl.when(by_then).then(days).n_unique() - (~by_then).any().cast(pl.UInt32)
         columns += [
-            days.filter("by_then").n_unique().cast(pl.Int64).alias(f"purchase_days{THEN}"),
-            micros.filter("by_then").sum().alias(f"purchase_micros{THEN}"),
+            days_then.cast(pl.Int64).alias(f"purchase_days{THEN}"),
+            pl.when(by_then).then(micros).otherwise(0).sum().alias(f"purchase_micros{THEN}"),
         ]
     return purchases.group_by("customer_id").agg(columns)
 

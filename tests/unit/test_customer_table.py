@@ -131,6 +131,26 @@ def test_rejected_rows_are_counted_by_reason_with_examples(tmp_path: Path) -> No
     assert split.rejections.examples == expected.examples
 
 
+def test_rejection_examples_are_the_first_in_input_order_across_files(tmp_path: Path) -> None:
+    """Each input keeps its own first examples; the log's are the first of all inputs."""
+    paths = []
+    for n in range(3):
+        lines = ["event_id,customer_id,type,occurred_at,amount"]
+        lines += [f"e{n}-{i},c{i},purchase,2024-05-01T10:00:00Z,5" for i in range(100)]
+        lines += [f"naive{n}-{i},c{i},purchase,2024-05-01T10:00:00,5" for i in range(2)]
+        lines.insert(50, f"tp{n},c9,teleport,2024-05-01T10:00:00Z,")
+        path = tmp_path / f"events{n}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(str(path))
+    with partition_events(paths, partitions=3, max_reject_share=0.1) as split:
+        examples = split.rejections.examples
+    assert examples == load_events(paths, max_reject_share=0.1).rejections.examples
+    naive = examples["occurred_at has no timezone"]
+    assert [e.split(",")[0] for e in naive] == ["naive0-0", "naive0-1", "naive1-0"]
+    unknown = next(v for k, v in examples.items() if k.startswith("type is not"))
+    assert [e.split(",")[0] for e in unknown] == ["tp0", "tp1", "tp2"]
+
+
 def test_a_line_that_is_not_json_is_rejected_and_the_rest_kept(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     good = (
