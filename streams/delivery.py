@@ -177,6 +177,7 @@ class StepTransactions(Protocol):
     async def producer(self, partition: int) -> AIOKafkaProducer: ...
     async def commit(self) -> None: ...
     async def stop(self) -> None: ...
+    def fenced_partitions(self) -> list[int]: ...
 
 
 class Delivery:
@@ -277,11 +278,16 @@ class Delivery:
         not acknowledged stays `DeliveryFailed`.
         """
         errors = exc.errors if isinstance(exc, DeliveryFailed) else [exc]
+        # A fenced producer's later sends fail with IllegalOperation ("not in
+        # transaction"), not ProducerFenced (`streams.faust_internals.producer_fenced`).
+        fenced = [] if self.transactions is None else self.transactions.fenced_partitions()
         broken: DeliveryFailed | CommitRefused
         if isinstance(exc, CommitRefused):
             broken = exc
-        elif self.transactions is not None and any(isinstance(e, ProducerFenced) for e in errors):
-            broken = fenced_out()
+        elif self.transactions is not None and (
+            fenced or any(isinstance(e, ProducerFenced) for e in errors)
+        ):
+            broken = fenced_out(fenced or None)
         elif isinstance(exc, DeliveryFailed):
             broken = exc
         else:

@@ -167,6 +167,10 @@ class Transactions:
         self._refused.update(dict.fromkeys(failed, refusal))
         raise refusal from error
 
+    def fenced_partitions(self) -> list[int]:
+        """The claimed partitions whose producer another worker's has fenced."""
+        return sorted(p for p, producer in self._producers.items() if producer_fenced(producer))
+
     async def stop(self) -> None:
         """Stop every producer (an open transaction is aborted by the next owner's claim)."""
         async with self._lock:

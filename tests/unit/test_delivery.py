@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import IllegalOperation, ProducerFenced
 
 from schemas.dead_letter import DeadLetter
 from scoring.reassignment import RescoreResult
@@ -134,6 +134,8 @@ class FakeTransactions:
         self.open: set[int] = set()
         self.refuse = False
         self.fenced = False
+        self.fenced_quietly: list[int] = []
+        """Partitions fenced while their sends fail with another error."""
 
     async def claim(self, partitions: Any) -> None:
         self.log.append(f"claim {sorted(partitions)}")
@@ -155,6 +157,9 @@ class FakeTransactions:
 
     async def stop(self) -> None:
         self.log.append("stop transactions")
+
+    def fenced_partitions(self) -> list[int]:
+        return self.fenced_quietly
 
 
 def delivery(
@@ -309,4 +314,23 @@ def test_exactly_once_a_send_refused_mid_step_stops_this_and_every_later_step() 
 
     asyncio.run(scenario())
     assert not any(entry.startswith(("write", "seal", "acknowledged")) for entry in log)
+    assert tables.positions.durable == {}
+
+
+def test_exactly_once_a_send_failing_after_a_fence_says_the_partitions_moved() -> None:
+    """aiokafka refuses a fenced producer's sends with IllegalOperation, not ProducerFenced."""
+    log: list[str] = []
+    tables, landing = transactional(log)
+    assert landing.transactions is not None
+    fake: Any = landing.transactions
+
+    async def refused(partition: int) -> FakeProducer:
+        raise IllegalOperation("Can't send messages while not in transaction")
+
+    fake.producer, fake.fenced_quietly = refused, [0]
+    with pytest.raises(CommitRefused, match=r"partitions \[0\] were given to another worker"):
+        asyncio.run(landing.deliver(step(["a"], 1, {0: 5})))
+    fake.fenced_quietly = []
+    with pytest.raises(CommitRefused, match="partitions \\[0\\] were given"):
+        asyncio.run(landing.deliver(step(["b"], 0, {0: 6})))  # broken from then on
     assert tables.positions.durable == {}

@@ -124,3 +124,17 @@ def test_a_step_on_a_partition_a_rebalance_took_says_it_was_given_to_another_wor
             await txns.producer(5)
 
     asyncio.run(check())
+
+
+def test_the_fenced_partitions_are_those_whose_sender_ended_with_producer_fenced() -> None:
+    async def check() -> None:
+        fenced, failed, running = (
+            Producer(ProducerFenced(), FENCED_STATE),
+            Producer(KafkaTimeoutError(), FENCED_STATE),
+            Producer(None, FENCED_STATE),
+        )
+        await fenced.end_sender()
+        await failed.end_sender()
+        assert transactions({5: fenced, 6: failed, 7: running}).fenced_partitions() == [5]
+
+    asyncio.run(check())
