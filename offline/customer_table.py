@@ -190,13 +190,14 @@ def lifetime_rows(deduplicated: pl.LazyFrame, horizon: Horizon) -> pl.LazyFrame:
         )
         .with_columns((days == days.min().over("customer_id")).alias("first_day"))
     )
-    # Row-level masks, then plain sums and n_unique: filters inside the aggregation
-    # (``micros.filter(days == days.min())``) took three times as long as all the rest.
+    # Row-level masks, then plain sums and n_unique: the first day's filter inside the
+    # aggregation (``micros.filter(days == days.min())``) took as long as all the other
+    # columns together (1.35 s against 1.4 s over a 1M-customer log's partitions).
     columns = [
         days.min().alias("first_purchase_day"),
         days.n_unique().cast(pl.Int64).alias("purchase_days"),
         micros.sum().alias("purchase_micros"),
-        pl.when("first_day").then(micros).otherwise(0).sum().alias("first_day_micros"),
+        pl.when(pl.col("first_day")).then(micros).otherwise(0).sum().alias("first_day_micros"),
     ]
     if horizon.then is not None:
         # The days by then, as distinct days among which the later ones are one null.

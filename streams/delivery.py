@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
+from aiokafka.errors import IllegalOperation, KafkaError
 
 from schemas._base import json_bytes
 from schemas.settings import TopicNames
@@ -57,7 +57,7 @@ from streams.intake import Letter
 from streams.settings import WorkerSettings
 from streams.state.log_file import Position, fingerprint
 from streams.state.tables import StateTables
-from streams.transactions import CommitRefused, fenced_out
+from streams.transactions import CommitRefused
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,9 @@ class StepTransactions(Protocol):
     async def producer(self, partition: int) -> AIOKafkaProducer: ...
     async def commit(self) -> None: ...
     async def stop(self) -> None: ...
-    def fenced_partitions(self) -> list[int]: ...
+    def fenced(
+        self, errors: Iterable[BaseException], partitions: Iterable[int] | None = None
+    ) -> CommitRefused | None: ...
 
 
 class Delivery:
@@ -278,16 +280,12 @@ class Delivery:
         not acknowledged stays `DeliveryFailed`.
         """
         errors = exc.errors if isinstance(exc, DeliveryFailed) else [exc]
-        # A fenced producer's later sends fail with IllegalOperation ("not in
-        # transaction"), not ProducerFenced (`streams.faust_internals.producer_fenced`).
-        fenced = [] if self.transactions is None else self.transactions.fenced_partitions()
+        fenced = None if self.transactions is None else self.transactions.fenced(errors)
         broken: DeliveryFailed | CommitRefused
         if isinstance(exc, CommitRefused):
             broken = exc
-        elif self.transactions is not None and (
-            fenced or any(isinstance(e, ProducerFenced) for e in errors)
-        ):
-            broken = fenced_out(fenced or None)
+        elif fenced is not None:
+            broken = fenced
         elif isinstance(exc, DeliveryFailed):
             broken = exc
         else:

@@ -56,12 +56,28 @@ def fenced_out(partitions: Iterable[int] | None = None) -> CommitRefused:
     )
 
 
-def revoked(partition: int) -> CommitRefused:
-    """The refusal of a step on a partition a rebalance took from this worker."""
-    return CommitRefused(
-        f"partitions [{partition}] were given to another worker in a rebalance: the step in "
-        "flight is not committed (nothing of it is visible to read_committed consumers)"
-    )
+def fence_of(
+    errors: Iterable[BaseException], fenced: Iterable[int], partitions: Iterable[int] | None = None
+) -> CommitRefused | None:
+    """`fenced_out` when another worker's producer fenced this one's, else None.
+
+    `fenced` are the partitions whose producer is known fenced
+    (`streams.faust_internals.producer_fenced`): aiokafka says ``ProducerFenced``
+    only to what was waiting when the refusal came, and later sends, begins and
+    commits fail with other errors (IllegalOperation, an assertion). Failing
+    that, a ``ProducerFenced`` among `errors` names `partitions` (None: all).
+
+    >>> str(fence_of([AssertionError()], [2])).split(" were")[0]
+    'partitions [2]'
+    >>> fence_of([AssertionError()], []) is None
+    True
+    """
+    known = sorted(fenced)
+    if known:
+        return fenced_out(known)
+    if any(isinstance(e, ProducerFenced) for e in errors):
+        return fenced_out(partitions)
+    return None
 
 
 def transactional_id(app_id: str, partition: int) -> str:
@@ -83,8 +99,6 @@ class Transactions:
         self._open: set[int] = set()
         self._refused: dict[int, CommitRefused] = {}
         """Partitions whose producer Kafka refused: no transaction can begin there again."""
-        self._released: set[int] = set()
-        """Partitions this worker claimed and then let go of (a rebalance took them)."""
         self._lock = asyncio.Lock()
 
     @property
@@ -102,7 +116,6 @@ class Transactions:
             new = sorted(wanted - set(self._producers))
             started = await asyncio.gather(*(self._start(p) for p in new))
             self._producers.update(zip(new, started, strict=True))
-            self._released.difference_update(new)
             if new:
                 log.info("transactional ids of partitions %s claimed (previous owners fenced)", new)
 
@@ -122,8 +135,6 @@ class Transactions:
         """The producer of a claimed partition, in a transaction (begun on first use)."""
         producer = self._producers.get(partition)
         if producer is None:
-            if partition in self._released:
-                raise revoked(partition)
             raise CommitRefused(f"partition {partition} is not claimed by this worker")
         if partition in self._refused:
             raise self._refused[partition]
@@ -131,12 +142,9 @@ class Transactions:
             try:
                 await producer.begin_transaction()
             except Exception as exc:  # aiokafka asserts once its producer is fenced
-                if producer_fenced(producer):
-                    refusal = fenced_out([partition])
-                else:
-                    refusal = CommitRefused(
-                        f"no transaction could begin on partition {partition}: {exc!r}"
-                    )
+                refusal = self.fenced([exc], [partition]) or CommitRefused(
+                    f"no transaction could begin on partition {partition}: {exc!r}"
+                )
                 self._refused[partition] = refusal
                 raise refusal from exc
             self._open.add(partition)
@@ -155,21 +163,20 @@ class Transactions:
         if not failed:
             return
         error = next(iter(failed.values()))
-        if isinstance(error, ProducerFenced) or any(
-            producer_fenced(self._producers[p]) for p in failed
-        ):
-            refusal = fenced_out(failed)
-        else:
-            refusal = CommitRefused(
-                f"Kafka did not commit the step's transactions of partitions {sorted(failed)}: "
-                f"{error!r}"
-            )
+        refusal = self.fenced(failed.values(), failed) or CommitRefused(
+            f"Kafka did not commit the step's transactions of partitions {sorted(failed)}: "
+            f"{error!r}"
+        )
         self._refused.update(dict.fromkeys(failed, refusal))
         raise refusal from error
 
-    def fenced_partitions(self) -> list[int]:
-        """The claimed partitions whose producer another worker's has fenced."""
-        return sorted(p for p, producer in self._producers.items() if producer_fenced(producer))
+    def fenced(
+        self, errors: Iterable[BaseException], partitions: Iterable[int] | None = None
+    ) -> CommitRefused | None:
+        """`fence_of` these errors of these claimed partitions (None: all of them)."""
+        among = list(self._producers if partitions is None else partitions)
+        known = [p for p in among if p in self._producers and producer_fenced(self._producers[p])]
+        return fence_of(errors, known, partitions)
 
     async def stop(self) -> None:
         """Stop every producer (an open transaction is aborted by the next owner's claim)."""
@@ -179,7 +186,6 @@ class Transactions:
 
     async def _release(self, partition: int) -> None:
         producer = self._producers.pop(partition)
-        self._released.add(partition)
         self._open.discard(partition)
         self._refused.pop(partition, None)
         try:

@@ -24,7 +24,7 @@ from streams.intake import Letter
 from streams.settings import WorkerSettings
 from streams.state.log_file import Position, fingerprint
 from streams.state.positions import Positions
-from streams.transactions import CommitRefused
+from streams.transactions import CommitRefused, fence_of
 
 DLQ = "events-dlq"
 CHANGELOG = "customers-changelog"
@@ -133,7 +133,7 @@ class FakeTransactions:
         self.producers: dict[int, FakeProducer] = {}
         self.open: set[int] = set()
         self.refuse = False
-        self.fenced = False
+        self.fence_sends = False
         self.fenced_quietly: list[int] = []
         """Partitions fenced while their sends fail with another error."""
 
@@ -141,7 +141,7 @@ class FakeTransactions:
         self.log.append(f"claim {sorted(partitions)}")
 
     async def producer(self, partition: int) -> FakeProducer:
-        if self.fenced:
+        if self.fence_sends:
             raise ProducerFenced()
         if partition not in self.open:
             self.log.append(f"begin {partition}")
@@ -158,8 +158,8 @@ class FakeTransactions:
     async def stop(self) -> None:
         self.log.append("stop transactions")
 
-    def fenced_partitions(self) -> list[int]:
-        return self.fenced_quietly
+    def fenced(self, errors: Any, partitions: Any = None) -> CommitRefused | None:
+        return fence_of(errors, self.fenced_quietly, partitions)
 
 
 def delivery(
@@ -288,7 +288,7 @@ def transactional(
     """Fake tables and a delivery in exactly-once mode whose Kafka refuses as told."""
     tables = FakeTables(log)
     transactions = FakeTransactions(log)
-    transactions.refuse, transactions.fenced = refuse, fenced
+    transactions.refuse, transactions.fence_sends = refuse, fenced
     return tables, delivery(log, tables, FakeProducer(log), transactions)
 
 

@@ -8,7 +8,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError, ProducerFenced
+from aiokafka.errors import IllegalOperation, KafkaTimeoutError, ProducerFenced
 
 from streams.settings import WorkerSettings
 from streams.transactions import CommitRefused, Transactions
@@ -113,20 +113,7 @@ def _escape(word: str) -> str:
     return re.escape(word)
 
 
-def test_a_step_on_a_partition_a_rebalance_took_says_it_was_given_to_another_worker() -> None:
-    async def check() -> None:
-        txns = transactions({4: Producer(None, ProducerFenced())})
-        async with txns._lock:
-            await txns._release(4)
-        with pytest.raises(CommitRefused, match=r"partitions \[4\] were given to another worker"):
-            await txns.producer(4)
-        with pytest.raises(CommitRefused, match="partition 5 is not claimed by this worker"):
-            await txns.producer(5)
-
-    asyncio.run(check())
-
-
-def test_the_fenced_partitions_are_those_whose_sender_ended_with_producer_fenced() -> None:
+def test_a_fence_is_known_from_the_sender_or_from_producer_fenced_itself() -> None:
     async def check() -> None:
         fenced, failed, running = (
             Producer(ProducerFenced(), FENCED_STATE),
@@ -135,6 +122,13 @@ def test_the_fenced_partitions_are_those_whose_sender_ended_with_producer_fenced
         )
         await fenced.end_sender()
         await failed.end_sender()
-        assert transactions({5: fenced, 6: failed, 7: running}).fenced_partitions() == [5]
+        txns = transactions({5: fenced, 6: failed, 7: running})
+        quiet = IllegalOperation("Can't send messages while not in transaction")
+        assert "partitions [5] were given" in str(txns.fenced([quiet]))
+        assert txns.fenced([quiet], [6, 7]) is None
+        assert "partitions [6] were given" in str(txns.fenced([ProducerFenced()], [6]))
+        assert "its partitions were given" in str(
+            transactions({7: running}).fenced([ProducerFenced()])
+        )
 
     asyncio.run(check())
