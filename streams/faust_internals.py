@@ -203,10 +203,10 @@ def producer_fenced(producer: Any) -> bool:
     aiokafka says ``ProducerFenced`` only to whatever was waiting when the
     refusal came back: a send's future, or the commit then under way. Its
     sender task ends with that error and puts the transaction manager in its
-    fatal state, and a later ``begin_transaction`` or ``commit_transaction``
-    fails on an assertion of that state machine instead. Which of the two a
-    resumed zombie meets depends on timing; the sender task's end says which
-    it was either way.
+    fatal state; a later send fails with ``IllegalOperation`` ("not in
+    transaction"), a later ``begin_transaction`` or ``commit_transaction`` on
+    an assertion of that state machine. Which a resumed zombie meets depends
+    on timing; the sender task's end says what it was either way.
     """
     sender = getattr(producer, "_sender", None)
     task = getattr(sender, "sender_task", None)
