@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -60,7 +60,7 @@ from schemas.model import (
 )
 from schemas.package import PACKAGE_VERSION
 from schemas.segments import FEATURE_NAMES
-from schemas.traits import PurchaseModel
+from schemas.traits import PurchaseModel, SegmentTraits
 from scoring.drift import proportions, reference_edges
 from scoring.membership import BOUNDARY_CONFIDENCE, confidence, fit_temperature
 from scoring.rfm import DEFAULT_WINDOW_DAYS
@@ -181,24 +181,33 @@ def train(
         fitting = pool.submit(purchase_model, data.table, data.horizon, summary)
         with threadpool_limits(limits=1):
             fitted = _fit(data, config, previous, progress)
+            # The segments' traits wait for the fit, on the fit's thread: beside the checks.
+            profiling = pool.submit(_segment_traits, fitting, summary, fitted.segment_ids)
             checks = _check(history, data, fitted, config, progress)
         progress("fitting BG/NBD and Gamma-Gamma for the predictive traits")
-        traits = fitting.result()
+        traits, by_segment = fitting.result(), profiling.result()
     packaged = _package(data, fitted, checks, config, previous)
-    model = _with_traits(packaged, traits, summary, fitted)
+    model = _with_traits(packaged, traits, by_segment)
     return TrainResult(
         model, data.features, fitted.segment_ids, fitted.segmenter.candidates_, checks.internal,
         checks.sample, checks.stability, checks.holdout, checks.kpis, fitted.notes + checks.notes,
     )  # fmt: skip
 
 
+def _segment_traits(
+    fitting: Future[PurchaseModel | None], summary: PurchaseSummary, segment_ids: IntArray
+) -> dict[int, SegmentTraits]:
+    """Each segment's members' traits under the fitted model (none without one)."""
+    traits = fitting.result()
+    return {} if traits is None else segment_traits(traits, summary, segment_ids)
+
+
 def _with_traits(
-    model: SegmentModel, traits: PurchaseModel | None, summary: PurchaseSummary, fitted: _Fitted
+    model: SegmentModel, traits: PurchaseModel | None, by_segment: dict[int, SegmentTraits]
 ) -> SegmentModel:
     """The artifact with its predictive model, and each segment's members' traits."""
     if traits is None:
         return model
-    by_segment = segment_traits(traits, summary, fitted.segment_ids)
     segments = tuple(
         s.model_copy(
             update={

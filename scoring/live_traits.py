@@ -72,15 +72,14 @@ def traits_at(
     and (x, t_x, T); `lifetimes`, when given, are the records' `lifetime(as_of)`."""
     if lifetimes is None:
         lifetimes = [r.state.lifetime(at) for r, at in zip(records, as_of, strict=True)]
-    firsts: list[int] = []
-    rows: list[tuple[int, int, int, float]] = []  # x, t_x, T, m
-    for record, life in zip(records, lifetimes, strict=True):
-        firsts.append(record.state.first_purchase_day or 0)
-        if life is None:
-            life = _NO_HISTORY
-        rows.append((life.x, life.t_x, life.T, life.mean_value))
-    first = np.asarray(firsts, dtype=np.int64)
-    x, t_x, T, m = np.asarray(rows, dtype=np.float64).reshape(-1, 4).T
+    rows = [
+        (life.x, life.t_x, life.T, life.mean_value, r.state.first_purchase_day or 0)
+        for r, life in zip(
+            records, (_NO_HISTORY if life is None else life for life in lifetimes), strict=True
+        )
+    ]
+    x, t_x, T, m, days = np.asarray(rows, dtype=np.float64).reshape(-1, 5).T
+    first = days.astype(np.int64)  # day numbers: exact in a float64
     found = traits(model, x, t_x, T, m, horizon_days)
     return found, thresholds.codes(found.churn_risk), first, (x, t_x, T)
 
@@ -108,18 +107,22 @@ def score_traits(
     crossing = np.where(
         finite, np.maximum(day, today + 1) * MICROS_PER_DAY, np.iinfo(np.int64).max
     ).astype(np.int64)
-    expected, bought = _since_previous(model, records, previous, first, x, t_x, T)
+    # Where each record stood, in one pass: segment and band (-1: none), p_alive (NaN: none),
+    # repeat purchase days (-1: none).
     before = np.asarray(
         [
             (
                 -1 if r.segment_id is None or r.band is None else r.segment_id,
                 -1 if r.band is None else BAND_CODES[r.band],
                 np.nan if r.p_alive is None else r.p_alive,
+                -1 if r.repeat_days is None else r.repeat_days,
             )
             for r in records
         ],
         dtype=np.float64,
-    ).reshape(-1, 3)
+    ).reshape(-1, 4)
+    x0 = before[:, 3].astype(np.int64)
+    expected, bought = _since_previous(model, x0, previous, first, x, t_x, T)
     return TraitRows(
         found, band, x.astype(np.int64), crossing, expected, bought,
         before[:, 0].astype(np.int64), before[:, 1].astype(np.int64), before[:, 2],
@@ -128,14 +131,15 @@ def score_traits(
 
 def _since_previous(
     model: TraitModel,
-    records: Sequence[CustomerRecord],
+    x0: IntArray,
     previous: tuple[NDArray[np.bool_], FloatArray, IntArray],
     first: IntArray,
     x: FloatArray,
     t_x: FloatArray,
     T: FloatArray,
 ) -> tuple[FloatArray, IntArray]:
-    """Expected and actual repeat purchase days between each record's last evaluation and now.
+    """Expected and actual repeat purchase days between each record's last evaluation and now
+    (`x0`: its repeat purchase days then, -1 for none).
 
     The expectation integrates the purchase intensity over the silent
     stretches (`scoring.bgnbd.expected_purchases_while_silent`): from the last
@@ -144,9 +148,8 @@ def _since_previous(
     evaluations (one batch), the ones in the middle are not seen apart.
     """
     had, before, before_as_of = previous
-    x0 = np.asarray([-1 if r.repeat_days is None else r.repeat_days for r in records])
     known = had & (x0 >= 0)
-    n = len(records)
+    n = len(x0)
     expected = np.zeros(n, dtype=np.float64)
     bought = np.zeros(n, dtype=np.int64)
     if not known.any():

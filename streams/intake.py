@@ -101,5 +101,5 @@ def take(
             intake.rejected[outcome.error_type] += 1
         else:
             intake.events.append((partition, outcome))
-            intake.types[outcome.type.value] += 1
+            intake.types[outcome.type] += 1  # a StrEnum: equal to, and hashed as, its value
     return intake

@@ -116,10 +116,10 @@ class WorkerMetrics(WorkerSeries):
 
     def band_changed(self, changes: Iterable[RiskBandChange]) -> None:
         """Count risk-band changes by segment, bands and why."""
-        moves: Counter[tuple[str, str, str, str]] = Counter()
-        for change in changes:
-            before = "none" if change.previous_band is None else change.previous_band.value
-            moves[(change.segment_name, before, change.band.value, change.reason.value)] += 1
+        # The bands and reasons are StrEnums, their own label values (no `.value` lookups).
+        moves: Counter[tuple[str, str, str, str]] = Counter(
+            (c.segment_name, c.previous_band or "none", c.band, c.reason) for c in changes
+        )
         for labels, n in moves.items():
             self.band_changes.labels(*labels).inc(n)
 
