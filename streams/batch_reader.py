@@ -6,33 +6,78 @@ the tables' changelogs); this reader is a group-less aiokafka consumer that
 `assign`s exactly those partitions and reads them from the worker's own
 persisted positions. A batch is whatever one ``getmany`` returns: every
 record from each partition's position on, in offset order.
+
+A consumer that stops fetching is replaced. After a broker outage longer
+than its request timeout, aiokafka's consumer sometimes brings nothing more,
+with no error, its fetch requests waiting on answers that never come (seen
+with `py-spy` and mode's SIGUSR1 task dump in the broker-outage scenario;
+aio-libs/aiokafka#1037 reports the like): the worker then sat on its
+partitions doing nothing. So when fetches have brought
+nothing for `STALL_SECONDS` while the broker's end offsets are past the
+positions (or it does not answer), a new consumer is started, given the
+same partitions at the offsets delivered so far, and the old one is closed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from schemas.settings import RescorerSettings
 
 FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
 TOP_UP_SECONDS = 0.005
+STALL_SECONDS = 20.0
+"""Fetches bringing nothing this long: the broker is asked whether there was anything."""
+ASK_SECONDS = 10.0
+"""How long the end offsets, a consumer's start and an old consumer's stop may take."""
+
+log = logging.getLogger(__name__)
+
+
+def stalled(positions: Mapping[int, int], ends: Mapping[int, int] | None) -> list[int]:
+    """The partitions whose end offset is past the position (all of them when the broker
+    gave no end offsets: no answer is no evidence of health).
+
+    >>> stalled({0: 5, 1: 9}, {0: 5, 1: 12})
+    [1]
+    >>> stalled({0: 5}, None)
+    [0]
+    """
+    if ends is None:
+        return sorted(positions)
+    return sorted(p for p, at in positions.items() if ends.get(p, at) > at)
 
 
 class BatchReader:
     """Reads the owned event partitions from given positions, a batch at a time."""
 
-    def __init__(self, settings: RescorerSettings, topic: str) -> None:
+    def __init__(
+        self,
+        settings: RescorerSettings,
+        topic: str,
+        on_renewal: Callable[[], None] = lambda: None,
+        stall_seconds: float = STALL_SECONDS,
+    ) -> None:
         self.settings = settings
         self.topic = topic
         self._consumer: AIOKafkaConsumer | None = None
+        self._on_renewal = on_renewal
+        self._stall_seconds = stall_seconds
+        self._next: dict[int, int] = {}
+        """Per assigned partition, the offset after the last record delivered."""
+        self._quiet_since: float | None = None
 
-    async def start(self) -> None:
-        """Connect (no partitions yet)."""
-        consumer = AIOKafkaConsumer(
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
             **self.settings.aiokafka_config(),
             group_id=None,
             enable_auto_commit=False,
@@ -40,6 +85,10 @@ class BatchReader:
             isolation_level="read_committed",  # an upstream transaction's events once committed
             max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
         )
+
+    async def start(self) -> None:
+        """Connect (no partitions yet)."""
+        consumer = self._new_consumer()
         await consumer.start()
         self._consumer = consumer
 
@@ -74,6 +123,8 @@ class BatchReader:
             at = starts[tp] if offset is None else offset
             consumer.seek(tp, at)
             resolved[partition] = at
+        self._next = dict(resolved)
+        self._quiet_since = None
         return resolved
 
     async def fetch(self, timeout: float, max_records: int) -> list[ConsumerRecord[Any, Any]]:
@@ -96,16 +147,72 @@ class BatchReader:
                 timeout_ms=int(TOP_UP_SECONDS * 1000), max_records=max_records - len(records)
             )
             records.extend(self._flatten(fresh))
+        if records:
+            self._quiet_since = None
+            return records
+        now = time.monotonic()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        elif now - self._quiet_since >= self._stall_seconds:
+            self._quiet_since = now  # asked again one period later, if still quiet
+            await self._renew_if_stalled()
         return records
 
-    @staticmethod
     def _flatten(
-        fetched: dict[Any, list[ConsumerRecord[Any, Any]]],
+        self, fetched: dict[Any, list[ConsumerRecord[Any, Any]]]
     ) -> list[ConsumerRecord[Any, Any]]:
         records: list[ConsumerRecord[Any, Any]] = []
-        for batch in fetched.values():
-            records.extend(batch)
+        delivered = self._next
+        for tp, batch in fetched.items():
+            if batch:
+                records.extend(batch)
+                delivered[tp.partition] = batch[-1].offset + 1
         return records
+
+    async def _renew_if_stalled(self) -> None:
+        """Replace the consumer when the broker holds records it does not fetch."""
+        consumer = self.consumer
+        assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        if not assigned:
+            return
+        ends: dict[int, int] | None
+        try:
+            found = await asyncio.wait_for(consumer.end_offsets(assigned), ASK_SECONDS)
+            ends = {tp.partition: int(offset) for tp, offset in found.items()}
+            # A transaction's marker ends a partition past its last record: the fetch
+            # position (past the markers) is what the end offset is compared with.
+            at = {tp.partition: await asyncio.wait_for(consumer.position(tp), ASK_SECONDS)
+                  for tp in assigned}  # fmt: skip
+        except (KafkaError, TimeoutError):
+            ends, at = None, dict(self._next)
+        behind = stalled(at, ends)
+        if not behind:
+            return
+        why = "does not answer" if ends is None else f"holds records past partitions {behind}"
+        log.warning("no events fetched for %.0f s while the broker %s: replacing the event "
+                    "consumer", self._stall_seconds, why)  # fmt: skip
+        await self._renew()
+
+    async def _renew(self) -> None:
+        """A new consumer on the same partitions, from the offsets delivered so far; the old
+        one is kept when the new one cannot start (the broker is away)."""
+        fresh = self._new_consumer()
+        try:
+            await asyncio.wait_for(fresh.start(), ASK_SECONDS)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("a new event consumer could not start (%s): keeping the old one", exc)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(fresh.stop(), ASK_SECONDS)
+            return
+        old, self._consumer = self._consumer, fresh
+        positions = dict(self._next)
+        fresh.assign([self._tp(p) for p in sorted(positions)])
+        for partition, offset in positions.items():
+            fresh.seek(self._tp(partition), offset)
+        self._on_renewal()
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.stop(), ASK_SECONDS)
 
     def highwater(self, partition: int) -> int | None:
         """The partition's end offset as of the last fetch (None before one)."""

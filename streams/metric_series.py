@@ -215,6 +215,12 @@ class WorkerSeries:
             "Jumps over input offsets that hold no records (transaction markers, compaction)",
             registry=r,
         )  # fmt: skip
+        self.reader_renewals = PromCounter(
+            "rescorer_event_reader_renewals_total",
+            "Event consumers replaced because they fetched nothing while the broker held "
+            "events past their positions",
+            registry=r,
+        )  # fmt: skip
         self.redelivered = PromCounter(
             "rescorer_input_redelivered_total",
             "Input records at offsets this worker had already processed (read again after a "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -56,6 +57,32 @@ log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 8.0
 EXIT_REFUSED = 3
 """Exit code of a worker whose step Kafka refused to commit (exactly-once mode)."""
+STOP_DEADLINE_SECONDS = 60.0
+"""From the start of a stop (SIGTERM, or a crash) to the process's exit, at the latest."""
+EXIT_UNSTOPPED = 1
+
+
+def exit_if_not_stopped(deadline: float = STOP_DEADLINE_SECONDS) -> threading.Timer:
+    """Exit the process `deadline` seconds from now unless it has exited by then.
+
+    A stop goes through Faust's services one by one, and with the broker away
+    some of them wait on it (the consumer's leave-group request, the producer's
+    flush): a stop during an outage took as long as the outage. Exiting
+    without the rest is safe: the state on disk is as after a SIGKILL, which
+    loses and doubles nothing (the exactness scenarios).
+    """
+
+    def leave() -> None:
+        log.error("the worker had not stopped %.0f s after it began to (an unreachable "
+                  "broker?): exiting (code %d) without the rest of its shutdown", deadline,
+                  EXIT_UNSTOPPED)  # fmt: skip
+        logging.shutdown()
+        os._exit(EXIT_UNSTOPPED)
+
+    timer = threading.Timer(deadline, leave)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 class RescorerWorker:
@@ -92,7 +119,7 @@ class RescorerWorker:
              "clock": settings.clock, "store": settings.store,
              "processing_guarantee": settings.processing_guarantee}
         )  # fmt: skip
-        self.reader = BatchReader(settings, topics.events)
+        self.reader = BatchReader(settings, topics.events, self.metrics.reader_renewals.inc)
         transactions = Transactions(settings, MAX_BATCH_BYTES) if settings.exactly_once else None
         self.delivery = Delivery(settings, self.tables, transactions)
         if transactions is not None and self.store_context is not None:
@@ -122,7 +149,7 @@ class RescorerWorker:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         # Faust takes a service instance as well as a class (`App._prepare_subservice`).
-        service = _PipelineService(self)
+        service = _PipelineService(self, exit_if_not_stopped)
         self.app.service(service)  # type: ignore[arg-type]
         self.app.before_stop = service.finish
 
@@ -294,9 +321,16 @@ class _PipelineService(mode.Service):
     hand the partitions over.
     """
 
-    def __init__(self, worker: RescorerWorker, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        worker: RescorerWorker,
+        on_stopping: Callable[[], object] = lambda: None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.worker = worker
+        self._on_stopping = on_stopping
+        """Called once when the stop begins (the worker: `exit_if_not_stopped`)."""
         self._finishing: asyncio.Future[None] | None = None
 
     async def on_start(self) -> None:
@@ -321,6 +355,7 @@ class _PipelineService(mode.Service):
         if self._finishing is None:
             if not self.worker.delivery.started:
                 return
+            self._on_stopping()
             self._finishing = asyncio.ensure_future(self._finish())
         await asyncio.shield(self._finishing)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 
 import pytest
@@ -70,5 +71,42 @@ def test_the_reader_reads_the_assigned_partitions_from_their_positions(
         finally:
             await reader.stop()
             await reader.stop()  # stopping twice is harmless
+
+    asyncio.run(scenario())
+
+
+def test_a_consumer_that_stopped_fetching_is_replaced_and_reading_goes_on_exactly(
+    kafka: ProvidedBroker, topic_prefix: str
+) -> None:
+    """The consumer's fetch routine ends (what a broker outage sometimes leaves behind in
+    aiokafka); the broker still holds records; the reader starts a new consumer at the
+    offsets it delivered and reads on, no record twice or lost. While nothing is behind,
+    a quiet reader keeps its consumer."""
+    settings = RescorerSettings(kafka_bootstrap_servers=kafka.bootstrap_servers)
+    topic = f"{topic_prefix}-events"
+    fill(settings, topic, 2)
+    renewals: list[int] = []
+
+    async def scenario() -> None:
+        reader = BatchReader(settings, topic, lambda: renewals.append(1), stall_seconds=1.0)
+        await reader.start()
+        try:
+            await reader.assign({0: None, 1: None})
+            assert await read_until(reader, 2 * PER_PARTITION) == {
+                0: list(range(PER_PARTITION)), 1: list(range(PER_PARTITION))
+            }  # fmt: skip
+            for _ in range(4):  # quiet at the end: the broker holds nothing more
+                assert await reader.fetch(timeout=0.5, max_records=10) == []
+            assert renewals == []
+            first = reader.consumer
+            fetcher = first._fetcher
+            fetcher._fetch_task.cancel()  # aiokafka's fetch routine ends; nothing says so
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetcher._fetch_task
+            send(settings, topic, ((1, None, f"1:{PER_PARTITION + n}".encode()) for n in range(5)))
+            assert await read_until(reader, 5) == {1: list(range(PER_PARTITION, PER_PARTITION + 5))}
+            assert renewals == [1] and reader.consumer is not first
+        finally:
+            await reader.stop()
 
     asyncio.run(scenario())

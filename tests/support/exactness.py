@@ -218,6 +218,25 @@ def consumed(workers: list[WorkerProcess]) -> float:
     return total
 
 
+def through(worker: WorkerProcess, partitions: int, total: int, share: float) -> Callable[[], bool]:
+    """A check that `worker` is busy and, with what the workers before it did, `share`
+    of the way through `total` events: its lag on all `partitions` (input it has still
+    to read) is at most the rest. (Its own count alone would never reach the share when
+    an earlier worker did most of the work.)"""
+
+    def check() -> bool:
+        if consumed([worker]) == 0:
+            return False
+        try:
+            series = worker.metrics()
+        except OSError:
+            return False
+        lag = [v for k, v in series.items() if k.startswith("rescorer_consumer_lag_messages{")]
+        return len(lag) >= partitions and sum(lag) <= (1.0 - share) * total
+
+    return check
+
+
 def drained(stack: Stack, workers: list[WorkerProcess]) -> bool:
     """Whether every partition is owned by a live worker and has no input left."""
     lags: dict[str, float] = {}
@@ -575,7 +594,8 @@ def broker_outage(
             worker.stop()
             worker = start(stack, "outage-2", data="outage")  # the supervisor's restart
             workers.append(worker)
-        wait_until("60% of the events", midway([worker], len(work.bodies), 0.6), worker, 300)
+        further = through(worker, stack.partitions, len(work.bodies), 0.6)
+        wait_until("60% of the events", further, worker, 300)
         os.kill(broker_pid, signal.SIGSTOP)
         try:
             told = time.monotonic()

@@ -230,6 +230,35 @@ def wait_until(
         if value:
             return value
         if time.monotonic() > deadline:
-            detail = f"\nworker log:\n{worker.tail()}" if worker else ""
+            detail = f"\nworker log:\n{worker.tail()}\n{stacks(worker)}" if worker else ""
             raise AssertionError(f"timed out waiting for {what}{detail}")
         time.sleep(0.5)
+
+
+def stacks(worker: WorkerProcess) -> str:
+    """Where a live worker waits, for a wait that timed out: its threads (py-spy dump)
+    and its asyncio tasks' stacks, which mode's worker writes to its log on SIGUSR1
+    (shown without the locals it adds)."""
+    if not worker.alive():
+        return f"(the worker exited with code {worker.process.poll()})"
+    spy = Path(sys.executable).with_name("py-spy")
+    try:
+        dump = subprocess.run(
+            [str(spy), "dump", "--pid", str(worker.process.pid)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        threads = f"py-spy dump of the worker:\n{dump.stdout}{dump.stderr}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        threads = f"(no py-spy dump of the worker: {exc})"
+    before = len(worker.log())
+    worker.process.send_signal(signal.SIGUSR1)
+    time.sleep(3)
+    cried = worker.log()[before:].splitlines()
+    tasks = [
+        line
+        for i, line in enumerate(cried)
+        if line.startswith(("  TASK ", "THREAD "))
+        or line.lstrip().startswith("File ")
+        or (i and cried[i - 1].lstrip().startswith("File "))
+    ]
+    return threads + "asyncio tasks (SIGUSR1):\n" + "\n".join(tasks)

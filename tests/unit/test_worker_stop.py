@@ -8,10 +8,13 @@ the partitions are handed over only after the last step is durable.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 from typing import Any
 
-from streams.worker import _PipelineService
+from streams.worker import EXIT_UNSTOPPED, _PipelineService
 
 
 class Recorder:
@@ -78,3 +81,33 @@ def test_a_worker_that_never_started_delivering_has_nothing_to_finish() -> None:
     worker.delivery.started = False
     asyncio.run(_PipelineService(worker).finish())
     assert recorder.calls == []
+
+
+def test_a_stop_that_does_not_end_exits_the_process_at_its_deadline() -> None:
+    """A stop stuck on an unreachable broker ends at the deadline, with a reason."""
+    code = (
+        "import logging, time\n"
+        "logging.basicConfig()\n"
+        "from streams.worker import exit_if_not_stopped\n"
+        "exit_if_not_stopped(0.3)\n"
+        "time.sleep(30)\n"
+    )
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == EXIT_UNSTOPPED
+    assert "had not stopped 0 s after it began to" in done.stderr
+    assert time.monotonic() - began < 25  # the sleep did not run out
+
+
+def test_a_service_calls_its_stopping_hook_once_when_its_stop_begins() -> None:
+    stopping: list[int] = []
+
+    async def scenario() -> None:
+        service = _PipelineService(fake_worker(Recorder()), lambda: stopping.append(1))
+        await asyncio.gather(service.finish(), service.finish())
+        await service.finish()
+
+    asyncio.run(scenario())
+    assert stopping == [1]
