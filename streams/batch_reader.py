@@ -24,8 +24,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -41,6 +41,7 @@ ASK_SECONDS = 10.0
 """How long the end offsets, a consumer's start and an old consumer's stop may take."""
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def stalled(positions: Mapping[int, int], ends: Mapping[int, int] | None) -> list[int]:
@@ -55,6 +56,28 @@ def stalled(positions: Mapping[int, int], ends: Mapping[int, int] | None) -> lis
     if ends is None:
         return sorted(positions)
     return sorted(p for p, at in positions.items() if ends.get(p, at) > at)
+
+
+async def within(work: Awaitable[T], seconds: float) -> T:
+    """`work`'s result if it ends within `seconds`, else TimeoutError at once.
+
+    Unlike `asyncio.wait_for`, which waits for the cancelled work to end: a
+    stuck consumer's stop or request can ignore its cancellation, and the
+    step would wait on it for ever. Such work is cancelled and left behind.
+    """
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        task.add_done_callback(_forget)
+        raise TimeoutError(f"not done in {seconds:.0f} s")
+    return task.result()
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """Take the outcome of work left behind, so asyncio does not report it unretrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 class BatchReader:
@@ -177,11 +200,11 @@ class BatchReader:
             return
         ends: dict[int, int] | None
         try:
-            found = await asyncio.wait_for(consumer.end_offsets(assigned), ASK_SECONDS)
+            found = await within(consumer.end_offsets(assigned), ASK_SECONDS)
             ends = {tp.partition: int(offset) for tp, offset in found.items()}
             # A transaction's marker ends a partition past its last record: the fetch
             # position (past the markers) is what the end offset is compared with.
-            at = {tp.partition: await asyncio.wait_for(consumer.position(tp), ASK_SECONDS)
+            at = {tp.partition: await within(consumer.position(tp), ASK_SECONDS)
                   for tp in assigned}  # fmt: skip
         except (KafkaError, TimeoutError):
             ends, at = None, dict(self._next)
@@ -198,11 +221,11 @@ class BatchReader:
         one is kept when the new one cannot start (the broker is away)."""
         fresh = self._new_consumer()
         try:
-            await asyncio.wait_for(fresh.start(), ASK_SECONDS)
+            await within(fresh.start(), ASK_SECONDS)
         except (KafkaError, TimeoutError) as exc:
             log.warning("a new event consumer could not start (%s): keeping the old one", exc)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(fresh.stop(), ASK_SECONDS)
+                await within(fresh.stop(), ASK_SECONDS)
             return
         old, self._consumer = self._consumer, fresh
         positions = dict(self._next)
@@ -212,7 +235,7 @@ class BatchReader:
         self._on_renewal()
         if old is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.stop(), ASK_SECONDS)
+                await within(old.stop(), ASK_SECONDS)
 
     def highwater(self, partition: int) -> int | None:
         """The partition's end offset as of the last fetch (None before one)."""

@@ -230,9 +230,36 @@ def wait_until(
         if value:
             return value
         if time.monotonic() > deadline:
-            detail = f"\nworker log:\n{worker.tail()}\n{stacks(worker)}" if worker else ""
+            detail = (
+                f"\nworker log:\n{worker.tail()}\n{progress(worker)}\n{stacks(worker)}"
+                if worker
+                else ""
+            )
             raise AssertionError(f"timed out waiting for {what}{detail}")
         time.sleep(0.5)
+
+
+WATCHED_SERIES = (
+    "rescorer_events_consumed_total",
+    "rescorer_consumer_lag_messages",
+    "rescorer_events_processed_total",
+    "rescorer_watermark_lag_seconds",
+    "rescorer_event_reader_renewals_total",
+    "rescorer_input_",
+)
+
+
+def progress(worker: WorkerProcess) -> str:
+    """A live worker's input series (consumed, processed, lag per partition, reader
+    renewals), for a wait that timed out: whether it is behind, and on which partitions."""
+    if not worker.alive():
+        return ""
+    try:
+        series = worker.metrics()
+    except OSError as exc:
+        return f"(no metrics from the worker: {exc})"
+    lines = [f"  {k} {v:g}" for k, v in sorted(series.items()) if k.startswith(WATCHED_SERIES)]
+    return "the worker's input metrics:\n" + "\n".join(lines)
 
 
 def stacks(worker: WorkerProcess) -> str:
