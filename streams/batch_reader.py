@@ -228,10 +228,7 @@ class BatchReader:
                 await within(fresh.stop(), ASK_SECONDS)
             return
         old, self._consumer = self._consumer, fresh
-        positions = dict(self._next)
-        fresh.assign([self._tp(p) for p in sorted(positions)])
-        for partition, offset in positions.items():
-            fresh.seek(self._tp(partition), offset)
+        await self.assign(dict(self._next))
         self._on_renewal()
         if old is not None:
             with contextlib.suppress(Exception):
