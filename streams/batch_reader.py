@@ -98,6 +98,8 @@ class BatchReader:
         self._next: dict[int, int] = {}
         """Per assigned partition, the offset after the last record delivered."""
         self._quiet_since: float | None = None
+        self._quiet_logged = False
+        """Whether this quiet spell's healthy check was logged (once per spell)."""
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -172,6 +174,7 @@ class BatchReader:
             records.extend(self._flatten(fresh))
         if records:
             self._quiet_since = None
+            self._quiet_logged = False
             return records
         now = time.monotonic()
         if self._quiet_since is None:
@@ -210,6 +213,10 @@ class BatchReader:
             ends, at = None, dict(self._next)
         behind = stalled(at, ends)
         if not behind:
+            if not self._quiet_logged:
+                self._quiet_logged = True
+                log.info("no events fetched for %.0f s, and the broker holds none past the "
+                         "positions %s", self._stall_seconds, at)  # fmt: skip
             return
         why = "does not answer" if ends is None else f"holds records past partitions {behind}"
         log.warning("no events fetched for %.0f s while the broker %s: replacing the event "
@@ -230,6 +237,7 @@ class BatchReader:
         old, self._consumer = self._consumer, fresh
         await self.assign(dict(self._next))
         self._on_renewal()
+        log.warning("event consumer replaced: reading on from %s", self._next)
         if old is not None:
             with contextlib.suppress(Exception):
                 await within(old.stop(), ASK_SECONDS)

@@ -145,14 +145,6 @@ def test_a_broker_restart_mid_stream_needs_no_manual_action_and_loses_nothing(
     assert_exact(broker_restart(stack, small, restart), stack)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug: after a 75 s broker outage the worker sometimes neither fails its step "
-    "nor applies another event. The event consumer that stopped fetching is now replaced "
-    "(streams.batch_reader) and a stuck stop ends at 60 s; what remains (1 of 5 runs on "
-    "2026-12-07): after the group rejoin that follows the outage, no progress and no further "
-    "reader renewal for 120 s; see the issue notes",
-)
 def test_a_broker_that_stops_answering_is_waited_for_or_left_and_a_stop_is_prompt(
     own_broker: LocalKafka, tmp_path: Path, small: Workload
 ) -> None:

@@ -570,11 +570,16 @@ def broker_outage(
     whose sends were not acknowledged fails), then answers again. The worker either
     carries on, or fails its step and leaves, for its supervisor (here: this function)
     to restart it on the same data directory; what it must not do is stay up doing
-    nothing. Later the broker stops answering again and the worker is told
-    to stop: it has to leave rather than wait for the broker. A last worker on the
-    same data directory finishes."""
+    nothing. The last third of the events is produced once the broker is back, so
+    that there is something to carry on with even when the worker had read the
+    rest before the outage began (it reads a few thousand events a second: by the
+    time the outage starts it may be idle, or in the middle of a step). Later the
+    broker stops answering again and the worker is told to stop: it has to leave
+    rather than wait for the broker. A last worker on the same data directory
+    finishes."""
     publish_model(stack.settings(), work.model)
-    produce(stack, work.bodies)
+    later = 2 * len(work.bodies) // 3
+    produce(stack, work.bodies[:later])
     worker = start(stack, "outage-1", data="outage")
     workers = [worker]
     try:
@@ -583,6 +588,7 @@ def broker_outage(
         time.sleep(away)
         before = consumed([worker])
         os.kill(broker_pid, signal.SIGCONT)
+        produce(stack, work.bodies[later:])
         wait_until(
             "the worker to carry on or to leave",
             lambda: not worker.alive() or consumed([worker]) > before,
