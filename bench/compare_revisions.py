@@ -49,6 +49,7 @@ from bench.stream_throughput import (
     latency,
     produce_history,
     wait_for,
+    worker_env,
 )
 from rescorer.devkafka import provide_broker
 
@@ -116,19 +117,9 @@ def run_worker(
     """One revision's worker on a fresh copy of the history: catch-up, then the probe."""
     app_id = f"c{uuid.uuid4().hex[:8]}"
     env = {
-        **os.environ, "PYTHONPATH": str(tree),
-        "RESCORER_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "RESCORER_APP_ID": app_id,
-        "RESCORER_TOPIC_EVENTS": f"{app_id}-events", "RESCORER_TOPIC_CHANGES": f"{app_id}-changes",
-        "RESCORER_TOPIC_BAND_CHANGES": f"{app_id}-band-changes",
-        "RESCORER_TOPIC_ASSIGNMENTS": f"{app_id}-segments",
-        "RESCORER_TOPIC_DEAD_LETTERS": f"{app_id}-dlq", "RESCORER_TOPIC_MODELS": f"{app_id}-models",
-        "RESCORER_TOPIC_RETRAIN_REQUESTS": f"{app_id}-retrain",
-        "RESCORER_TOPIC_FEEDBACK": f"{app_id}-feedback",
-        "RESCORER_TOPIC_FEEDBACK_LATEST": f"{app_id}-feedback-latest",
-        "RESCORER_PARTITIONS": str(PARTITIONS), "RESCORER_MODEL_DIR": str(models),
-        "RESCORER_DATA_DIR": str(work / "data"), "RESCORER_STANDBY_REPLICAS": "0",
-        "RESCORER_DRIFT_INTERVAL_SECONDS": "2",
-    }  # fmt: skip
+        **worker_env(bootstrap, app_id, f"{app_id}-models", models, work / "data"),
+        "PYTHONPATH": str(tree),
+    }
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([
         NewTopic(f"{app_id}-events", PARTITIONS, 1), NewTopic(f"{app_id}-pipe", PARTITIONS, 1),

@@ -177,6 +177,26 @@ async def copy_topic(bootstrap: str, source: str, target: str, total: int) -> No
         await producer.stop()
 
 
+def worker_env(
+    bootstrap: str, app_id: str, models_topic: str, model_dir: Path, data_dir: Path
+) -> dict[str, str]:
+    """A bench worker's environment: this process's, with its own topics (named after
+    `app_id`), its model registry and data directory, no standbys, drift every 2 s."""
+    return {
+        **os.environ, "RESCORER_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "RESCORER_APP_ID": app_id,
+        "RESCORER_TOPIC_EVENTS": f"{app_id}-events", "RESCORER_TOPIC_CHANGES": f"{app_id}-changes",
+        "RESCORER_TOPIC_BAND_CHANGES": f"{app_id}-band-changes",
+        "RESCORER_TOPIC_ASSIGNMENTS": f"{app_id}-segments",
+        "RESCORER_TOPIC_DEAD_LETTERS": f"{app_id}-dlq", "RESCORER_TOPIC_MODELS": models_topic,
+        "RESCORER_TOPIC_RETRAIN_REQUESTS": f"{app_id}-retrain",
+        "RESCORER_TOPIC_FEEDBACK": f"{app_id}-feedback",
+        "RESCORER_TOPIC_FEEDBACK_LATEST": f"{app_id}-feedback-latest",
+        "RESCORER_PARTITIONS": str(PARTITIONS), "RESCORER_MODEL_DIR": str(model_dir),
+        "RESCORER_DATA_DIR": str(data_dir), "RESCORER_STANDBY_REPLICAS": "0",
+        "RESCORER_DRIFT_INTERVAL_SECONDS": "2",
+    }  # fmt: skip
+
+
 def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
     try:
         offsets = admin.list_consumer_group_offsets(group)
@@ -565,19 +585,9 @@ def main() -> None:
         def env_of(store: str) -> dict[str, str]:
             app_id = f"{run}-{store}"
             return {
-                **os.environ, "RESCORER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "RESCORER_TOPIC_EVENTS": f"{app_id}-events",
-                "RESCORER_TOPIC_CHANGES": f"{app_id}-changes",
-                "RESCORER_TOPIC_BAND_CHANGES": f"{app_id}-band-changes",
-                "RESCORER_TOPIC_ASSIGNMENTS": f"{app_id}-segments",
-                "RESCORER_TOPIC_DEAD_LETTERS": f"{app_id}-dlq",
-                "RESCORER_TOPIC_MODELS": f"{run}-models",
-                "RESCORER_TOPIC_RETRAIN_REQUESTS": f"{app_id}-retrain", "RESCORER_APP_ID": app_id,
-                "RESCORER_TOPIC_FEEDBACK": f"{app_id}-feedback",
-                "RESCORER_TOPIC_FEEDBACK_LATEST": f"{app_id}-feedback-latest",
-                "RESCORER_PARTITIONS": str(PARTITIONS), "RESCORER_MODEL_DIR": str(work / "models"),
-                "RESCORER_DATA_DIR": str(work / f"{store}-data"), "RESCORER_STANDBY_REPLICAS": "0",
-                "RESCORER_DRIFT_INTERVAL_SECONDS": "2", "RESCORER_STORE": f"{store}://",
+                **worker_env(bootstrap, app_id, f"{run}-models", work / "models",
+                             work / f"{store}-data"),
+                "RESCORER_STORE": f"{store}://",
                 # Static membership: a worker restarted within the session timeout keeps
                 # its partitions without waiting for the group to notice it died.
                 "RESCORER_GROUP_INSTANCE_ID": f"{app_id}-a",

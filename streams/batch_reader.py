@@ -150,6 +150,7 @@ class BatchReader:
             resolved[partition] = at
         self._next = dict(resolved)
         self._quiet_since = None
+        self._quiet_logged = False
         return resolved
 
     async def fetch(self, timeout: float, max_records: int) -> list[ConsumerRecord[Any, Any]]:
