@@ -49,7 +49,9 @@ class CatchingUp(Protocol):
     @property
     def table_name(self) -> str: ...
     def next_offset(self, partition: int) -> int | None: ...
-    def apply(self, partition: int, records: Sequence[ChangelogRecord]) -> None: ...
+    def apply(
+        self, partition: int, records: Sequence[ChangelogRecord], read_from: int | None = None
+    ) -> None: ...
     def read_to(self, partition: int, end: int) -> None: ...
 
 
@@ -87,7 +89,7 @@ async def catch_up(
             first, end = firsts[key], bounds[key][1]
             if first is not None:
                 records = found[key]
-                store.apply(partition, records)
+                store.apply(partition, records, read_from=first)
                 if expected:
                     log.info(
                         "store %s[%d]: read changelog offsets %d-%d (%d records)",

@@ -27,6 +27,8 @@ class Opened:
     log: PartitionLog
     entries: dict[str, bytes]
     position: Position | None
+    start: int = 0
+    """The changelog's first offset when the partition was opened."""
 
 
 def partition_path(context: StoreContext, table: str, partition: int) -> Path:
@@ -57,16 +59,18 @@ async def open_partitions(
     metas = {p: LogMeta(context.app_id, table, topic, p) for p in partitions}
     found = {p: _read(partition_path(context, table, p), metas[p]) for p in partitions}
     looked = await context.probe.look(
-        {(topic, p): f.position for p, f in found.items() if isinstance(f, Contents)}
+        {(topic, p): f.position if isinstance(f, Contents) else None for p, f in found.items()}
     )
     opened: dict[int, Opened] = {}
     for partition, contents in found.items():
         path = partition_path(context, table, partition)
+        changelog = looked[(topic, partition)]
         why = contents
         if isinstance(contents, Contents):
-            verdict = judge(contents.position, looked[(topic, partition)])
+            verdict = judge(contents.position, changelog)
             if verdict.keep:
-                opened[partition] = _keep(table, partition, path, contents, verdict.behind)
+                kept = _keep(table, partition, path, contents, verdict.behind)
+                opened[partition] = Opened(kept.log, kept.entries, kept.position, changelog.start)
                 continue
             assert verdict.reason is not None  # noqa: S101 - set whenever keep is False
             why = verdict.reason, verdict.detail
@@ -77,7 +81,9 @@ async def open_partitions(
                 table, partition, detail,
             )  # fmt: skip
             context.on_wipe(table, partition, reason, detail)
-        opened[partition] = Opened(PartitionLog.create(path, metas[partition]), {}, None)
+        opened[partition] = Opened(
+            PartitionLog.create(path, metas[partition]), {}, None, changelog.start
+        )
     log.info(
         "store %s: partitions %s opened in %.2fs", table, partitions, time.perf_counter() - began
     )

@@ -82,6 +82,13 @@ class DurableStore(Store[str, bytes]):
         self._ends: dict[int, int] = {}
         """Per partition, an offset before which the store reflects every changelog
         offset (records, and transaction markers no consumer returns)."""
+        self._starts: dict[int, int] = {}
+        """Per partition, the changelog's first offset when the partition was opened."""
+        self._stream_from: dict[int, int] = {}
+        """Per partition, the offset at or before which the next changelog stream (Faust's
+        recovery, a standby's reading) has to begin for the store to miss nothing."""
+        self._gapped: set[int] = set()
+        """Partitions whose stream began past what they lack: left to the catch-up."""
         self._compaction = asyncio.Lock()
         self._compacting: set[asyncio.Future[None]] = set()
         self.data = _ActiveView(self._active)  # type: ignore[assignment] # read-only on purpose
@@ -148,7 +155,9 @@ class DurableStore(Store[str, bytes]):
         for partition, records in grouped.items():
             self.apply(partition, records)
 
-    def apply(self, partition: int, records: Sequence[ChangelogRecord]) -> None:
+    def apply(
+        self, partition: int, records: Sequence[ChangelogRecord], read_from: int | None = None
+    ) -> None:
         """Changelog records of `partition`, in offset order: memory if active, then disk.
 
         Records of a partition no longer held are left out: buffered by a
@@ -156,6 +165,15 @@ class DurableStore(Store[str, bytes]):
         the partition's next owner itself. So are records at or before the
         position the partition already reflects (a recovery's buffer applied
         late): a store never goes back.
+
+        A stream that begins past the first offset the store lacks is not
+        applied either, nor is anything after it until the partition is
+        positioned again: the file would claim the offsets in between. Faust's
+        standby reading has been seen to begin at the changelog's end, not at
+        a new store's start (the handover scenario lost a step's records that
+        way); `StateTables.catch_up` reads what is missing when the partition
+        is taken. `read_from`: the records are all the changelog holds from
+        that offset on (the catch-up's own reading).
         """
         partition_log = self._logs.get(partition)
         if partition_log is None:
@@ -163,8 +181,25 @@ class DurableStore(Store[str, bytes]):
         reached = self._positions.get(partition)
         if reached is not None:
             records = [r for r in records if r.offset > reached.offset]
+        if read_from is not None:
+            self._gapped.discard(partition)
+            self._stream_from.pop(partition, None)
+        elif partition in self._gapped:
+            return
         if not records:
             return
+        if read_from is None and (expected := self._stream_from.pop(partition, None)) is not None:
+            # Exactly once, a transaction's commit marker takes the offset after its
+            # last record: the next transaction's first record is one further on.
+            tolerance = 0 if self.context.claim is None else 1
+            if records[0].offset > expected + tolerance:
+                self._gapped.add(partition)
+                log.warning(
+                    "store %s[%d]: the changelog stream began at offset %d, past offset %d "
+                    "which the store lacks; left to the catch-up when the partition is taken",
+                    self.table_name, partition, records[0].offset, expected,
+                )  # fmt: skip
+                return
         entries: dict[str, bytes | None] = {}
         for record in records:
             if record.key is None:
@@ -231,7 +266,14 @@ class DurableStore(Store[str, bytes]):
                 self._positions.pop(partition, None)
                 if found.position is not None:
                     self._positions[partition] = found.position
+                self._starts[partition] = found.start
                 loaded[partition] = found.entries
+        for partition in mine:  # Faust positions every stream anew: where must it begin?
+            self._gapped.discard(partition)
+            expected = self.next_offset(partition)
+            self._stream_from[partition] = (
+                self._starts.get(partition, 0) if expected is None else expected
+            )
         for partition in sorted(mine):
             if partition in standby:
                 self._active.pop(partition, None)
@@ -253,6 +295,8 @@ class DurableStore(Store[str, bytes]):
         self._active.clear()
         self._positions.clear()
         self._ends.clear()
+        self._stream_from.clear()
+        self._gapped.clear()
 
     def _clear(self) -> None:
         self._active.clear()
@@ -282,6 +326,9 @@ class DurableStore(Store[str, bytes]):
         self._sealed.pop(partition, None)
         self._positions.pop(partition, None)
         self._ends.pop(partition, None)
+        self._starts.pop(partition, None)
+        self._stream_from.pop(partition, None)
+        self._gapped.discard(partition)
 
     def _maybe_compact(self, partition: int, partition_log: PartitionLog) -> None:
         if partition_log.wants_compaction(COMPACTION_SLACK_BYTES) and not self._compaction.locked():

@@ -54,7 +54,10 @@ class Store:
     def next_offset(self, partition: int) -> int | None:
         return self.next_offsets.get(partition)
 
-    def apply(self, partition: int, records: Sequence[ChangelogRecord]) -> None:
+    def apply(
+        self, partition: int, records: Sequence[ChangelogRecord], read_from: int | None = None
+    ) -> None:
+        assert read_from is not None  # the catch-up's records are all there is from there
         self.applied.setdefault(partition, []).extend(r.offset for r in records)
 
     def read_to(self, partition: int, end: int) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from faust.types import TP
 
+from streams.state.changelog_probe import ChangelogRecord
 from streams.state.context import DataDirInUse, StoreContext
 from streams.state.log_file import Position, fingerprint, read_log
 from streams.state.store import DurableStore
@@ -29,6 +30,7 @@ class FakeProbe:
 
     def __init__(self) -> None:
         self.ends: dict[int, int] = {}
+        self.starts: dict[int, int] = {}
 
     async def look(
         self, positions: Mapping[tuple[str, int], Position | None]
@@ -37,7 +39,7 @@ class FakeProbe:
         for (topic, partition), position in positions.items():
             end = self.ends.get(partition, 0 if position is None else position.offset + 1)
             at = None if position is None else (position.offset, position.fingerprint)
-            out[(topic, partition)] = Changelog(0, end, at)
+            out[(topic, partition)] = Changelog(self.starts.get(partition, 0), end, at)
         return out
 
     async def stop(self) -> None:
@@ -99,7 +101,9 @@ def test_a_reopened_store_reads_its_partitions_back(tmp_path: Path) -> None:
 
 def test_recovery_and_standby_records_are_written_with_their_offsets(tmp_path: Path) -> None:
     standby = {TP(TOPIC, 1)}
-    store = new_store(tmp_path, FakeProbe(), [], standby)
+    probe = FakeProbe()
+    probe.starts = {0: 10, 1: 4}  # the changelogs' first offsets
+    store = new_store(tmp_path, probe, [], standby)
     assign(store, 0, 1)
     store.apply_changelog_batch(
         [event(0, 10, b"a", b"1"), event(1, 4, b"x", b"9"), event(0, 11, b"a", b"2")],
@@ -177,10 +181,14 @@ def test_one_worker_per_data_directory(tmp_path: Path) -> None:
 
 def test_records_at_or_before_the_partitions_position_change_nothing(tmp_path: Path) -> None:
     """A recovery buffer applied late, after later records: the store does not go back."""
-    store = new_store(tmp_path, FakeProbe(), [], set())
+    probe = FakeProbe()
+    probe.starts = {0: 9}
+    store = new_store(tmp_path, probe, [], set())
     assign(store, 0)
     store.apply_changelog_batch(
-        [event(0, 10, b"a", b"1"), event(0, 11, b"a", b"2")], to_key=None, to_value=None
+        [event(0, 9, b"c", b"0"), event(0, 10, b"a", b"1"), event(0, 11, b"a", b"2")],
+        to_key=None,
+        to_value=None,
     )
     store.apply_changelog_batch(
         [event(0, 9, b"b", b"0"), event(0, 11, b"a", b"2"), event(0, 12, b"a", b"3")],
@@ -190,4 +198,66 @@ def test_records_at_or_before_the_partitions_position_change_nothing(tmp_path: P
     assert store.get("a", 0) == b"3"
     assert store.get("b", 0) is None  # offset 9 was before the store's position
     assert store.persisted_offset(TP(TOPIC, 0)) == 12
-    assert read_log(tmp_path / "customers" / "p0.log").entries == {"a": b"3"}
+    assert read_log(tmp_path / "customers" / "p0.log").entries == {"a": b"3", "c": b"0"}
+
+
+def test_a_stream_that_begins_past_what_a_new_store_lacks_is_left_to_the_catch_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Faust's standby reading began at the changelog's end, not at a new store's start:
+    applied, the file would have claimed offsets it never held (the handover scenario
+    lost a step's customers that way). It is not applied, nor anything after it, until
+    the catch-up reads from where the store really is."""
+    standbys = {TP(TOPIC, 0)}
+    store = new_store(tmp_path, FakeProbe(), [], standbys)
+    assign(store, 0)  # a new store: the changelog starts at 0
+    store.apply_changelog_batch([event(0, 680, b"late", b"1")], to_key=None, to_value=None)
+    store.apply_changelog_batch([event(0, 681, b"late", b"2")], to_key=None, to_value=None)
+    assert store.persisted_offset(TP(TOPIC, 0)) is None
+    assert read_log(tmp_path / "customers" / "p0.log").entries == {}
+    assert "began at offset 680, past offset 0" in caplog.text
+    records = [ChangelogRecord(0, b"early", b"0"), ChangelogRecord(681, b"late", b"2")]
+    store.apply(0, records, read_from=0)  # the catch-up: everything from offset 0
+    standbys.clear()
+    assign(store, 0)  # taken: the file is whole
+    assert store.get("early", 0) == b"0" and store.get("late", 0) == b"2"
+    assert store.persisted_offset(TP(TOPIC, 0)) == 681
+
+
+def test_a_stream_must_begin_where_a_store_with_a_position_stands(tmp_path: Path) -> None:
+    """At each rebalance Faust positions its streams anew: one that continues the store
+    (re-reading its last record included) is applied, one that skips records is not."""
+    store = new_store(tmp_path, FakeProbe(), [], {TP(TOPIC, 0)})
+    assign(store, 0)
+    store.apply_changelog_batch([event(0, 0, b"a", b"1")], to_key=None, to_value=None)
+    assign(store, 0)
+    store.apply_changelog_batch(
+        [event(0, 0, b"a", b"1"), event(0, 1, b"b", b"1")], to_key=None, to_value=None
+    )
+    assert store.persisted_offset(TP(TOPIC, 0)) == 1
+    assign(store, 0)
+    store.apply_changelog_batch([event(0, 5, b"c", b"1")], to_key=None, to_value=None)
+    assert store.persisted_offset(TP(TOPIC, 0)) == 1  # offsets 2-4 were skipped
+
+
+def test_exactly_once_a_commit_marker_is_no_gap(tmp_path: Path) -> None:
+    """A transaction's marker takes the offset after its last record: the next stream
+    begins one further on, and that is whole."""
+    context = StoreContext(tmp_path, "app", FakeProbe(), lambda *args: None)  # type: ignore[arg-type]
+
+    async def claim(partitions: Any) -> None:
+        pass
+
+    context.claim = claim
+    table = SimpleNamespace(
+        name="customers", changelog_topic=SimpleNamespace(get_topic_name=lambda: TOPIC)
+    )
+    app = SimpleNamespace(assignor=SimpleNamespace(assigned_standbys=lambda: {TP(TOPIC, 0)}))
+    store = DurableStore(
+        "rescorer://", app, table, table_name="customers", options={"rescorer_state": context}
+    )
+    assign(store, 0)
+    store.apply_changelog_batch([event(0, 0, b"a", b"1")], to_key=None, to_value=None)
+    assign(store, 0)
+    store.apply_changelog_batch([event(0, 2, b"b", b"1")], to_key=None, to_value=None)
+    assert store.persisted_offset(TP(TOPIC, 0)) == 2
