@@ -452,8 +452,10 @@ def handovers(stack: Stack, work: Workload) -> tuple[Tally, Handover]:
     still have most of theirs to do (workers that start in a second or two
     may otherwise have caught up on their own by half-way). Whether a
     revocation lands in the middle of a step is a matter of timing (steps got
-    faster), so while none has, a new worker joins at 45%, 60% and 75% of the
-    way, each join revoking every member's partitions again. No worker dies,
+    faster), so while none has, a new worker joins at 40%, 50%, 60%, 70% and 80%
+    of the way, each join revoking every member's partitions again, each after the
+    last joiner has its partitions (joins started together were one rebalance,
+    and one run in 27 caught no step that way). No worker dies,
     so nothing may be lost, counted twice, or even emitted twice.
     """
     stack.extra_env["RESCORER_BATCH_MAX_EVENTS"] = "50000"
@@ -469,7 +471,7 @@ def handovers(stack: Stack, work: Workload) -> tuple[Tally, Handover]:
         code = workers[1].stop()
         stopped = time.monotonic() - began
         assert code == 0, f"SIGTERM exit code {code}:\n{workers[1].tail()}"
-        for n, share in enumerate((0.45, 0.6, 0.75), start=4):
+        for n, share in enumerate((0.4, 0.5, 0.6, 0.7, 0.8), start=4):
             if _mid_step(workers):
                 break
             further = midway(workers, total, share)
@@ -478,7 +480,10 @@ def handovers(stack: Stack, work: Workload) -> tuple[Tally, Handover]:
                        workers[0], 300)  # fmt: skip
             if drained(stack, workers):
                 break
-            workers.append(WorkerProcess(stack, f"handover-{n}"))  # its join revokes all
+            joining = WorkerProcess(stack, f"handover-{n}")  # its join revokes all
+            workers.append(joining)
+            # Joins started together make one rebalance: each waits for the last.
+            joining.wait_for_log("Worker ready")  # its recovery is done, partitions or none
         wait_drained(stack, [w for w in workers if w.alive()], timeout=400)
     finally:
         for worker in workers:
