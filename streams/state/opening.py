@@ -69,8 +69,9 @@ async def open_partitions(
         if isinstance(contents, Contents):
             verdict = judge(contents.position, changelog)
             if verdict.keep:
-                kept = _keep(table, partition, path, contents, verdict.behind)
-                opened[partition] = Opened(kept.log, kept.entries, kept.position, changelog.start)
+                opened[partition] = _keep(
+                    table, partition, path, contents, verdict.behind, changelog.start
+                )
                 continue
             assert verdict.reason is not None  # noqa: S101 - set whenever keep is False
             why = verdict.reason, verdict.detail
@@ -90,7 +91,9 @@ async def open_partitions(
     return opened
 
 
-def _keep(table: str, partition: int, path: Path, contents: Contents, behind: int) -> Opened:
+def _keep(
+    table: str, partition: int, path: Path, contents: Contents, behind: int, start: int
+) -> Opened:
     if contents.valid_bytes < contents.file_bytes:
         log.info(
             "store %s[%d]: dropped a torn write (%d bytes) at the end of the file",
@@ -101,4 +104,4 @@ def _keep(table: str, partition: int, path: Path, contents: Contents, behind: in
         table, partition, len(contents.entries),
         None if contents.position is None else contents.position.offset, behind,
     )  # fmt: skip
-    return Opened(PartitionLog.open(path, contents), contents.entries, contents.position)
+    return Opened(PartitionLog.open(path, contents), contents.entries, contents.position, start)

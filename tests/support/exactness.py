@@ -453,8 +453,8 @@ def handovers(stack: Stack, work: Workload) -> tuple[Tally, Handover]:
     may otherwise have caught up on their own by half-way). Whether a
     revocation lands in the middle of a step is a matter of timing (steps got
     faster), so while none has, a new worker joins at 40%, 50%, 60%, 70% and 80%
-    of the way, each join revoking every member's partitions again, each after the
-    last joiner has its partitions (joins started together were one rebalance,
+    of the way, each join revoking every member's partitions again, each once the
+    last joiner's recovery is done (joins started together were one rebalance,
     and one run in 27 caught no step that way). No worker dies,
     so nothing may be lost, counted twice, or even emitted twice.
     """

@@ -46,8 +46,12 @@ class FakeProbe:
         pass
 
 
-def new_store(directory: Path, probe: FakeProbe, wipes: list[Any], standbys: set[TP]) -> Any:
+def new_store(
+    directory: Path, probe: FakeProbe, wipes: list[Any], standbys: set[TP], claim: Any = None
+) -> Any:
+    """A customers store; `claim` set: in exactly-once mode."""
     context = StoreContext(directory, "app", probe, lambda *args: wipes.append(args))  # type: ignore[arg-type]
+    context.claim = claim
     table = SimpleNamespace(
         name="customers", changelog_topic=SimpleNamespace(get_topic_name=lambda: TOPIC)
     )
@@ -243,19 +247,11 @@ def test_a_stream_must_begin_where_a_store_with_a_position_stands(tmp_path: Path
 def test_exactly_once_a_commit_marker_is_no_gap(tmp_path: Path) -> None:
     """A transaction's marker takes the offset after its last record: the next stream
     begins one further on, and that is whole."""
-    context = StoreContext(tmp_path, "app", FakeProbe(), lambda *args: None)  # type: ignore[arg-type]
 
     async def claim(partitions: Any) -> None:
         pass
 
-    context.claim = claim
-    table = SimpleNamespace(
-        name="customers", changelog_topic=SimpleNamespace(get_topic_name=lambda: TOPIC)
-    )
-    app = SimpleNamespace(assignor=SimpleNamespace(assigned_standbys=lambda: {TP(TOPIC, 0)}))
-    store = DurableStore(
-        "rescorer://", app, table, table_name="customers", options={"rescorer_state": context}
-    )
+    store = new_store(tmp_path, FakeProbe(), [], {TP(TOPIC, 0)}, claim)
     assign(store, 0)
     store.apply_changelog_batch([event(0, 0, b"a", b"1")], to_key=None, to_value=None)
     assign(store, 0)
