@@ -47,19 +47,20 @@ Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, strict
 NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
 
+_REQUIRED: Final = object()
+"""A required field's place in a `_layout` template (it has no default)."""
+
+
 @cache
-def _layout(
-    cls: type[BaseModel],
-) -> tuple[tuple[str, ...], frozenset[str], dict[str, Any], frozenset[str]]:
-    """Field names in declaration order (and as a set), constant defaults, required names."""
-    defaults: dict[str, Any] = {}
+def _layout(cls: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str]]:
+    """Every field in declaration order with its constant default (`_REQUIRED` where it
+    has none), and the required names."""
+    template: dict[str, Any] = {}
     for name, field in cls.model_fields.items():
         if field.default_factory is not None:
             raise TypeError(f"{cls.__name__}.{name} has a default factory; use model_construct")
-        if field.default is not PydanticUndefined:
-            defaults[name] = field.default
-    names = tuple(cls.model_fields)
-    return names, frozenset(names), defaults, frozenset(names) - defaults.keys()
+        template[name] = _REQUIRED if field.default is PydanticUndefined else field.default
+    return template, frozenset(name for name, v in template.items() if v is _REQUIRED)
 
 
 def trusted(cls: type[M], **values: Any) -> M:
@@ -71,14 +72,15 @@ def trusted(cls: type[M], **values: Any) -> M:
     required field must be given; a test checks the result, and its JSON,
     equal the validated ones.
     """
-    names, known, defaults, required = _layout(cls)
-    if not (required.issubset(values) and known.issuperset(values)):
+    template, required = _layout(cls)
+    # The serializer writes fields in the order of __dict__: merged into the template,
+    # the values keep the declared order, and an unknown name makes the dict longer.
+    fields = {**template, **values}
+    if len(fields) != len(template) or not required.issubset(values):
         missing = sorted(required - values.keys())
-        unknown = sorted(values.keys() - known)
+        unknown = sorted(values.keys() - template.keys())
         raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
     model = cls.__new__(cls)
-    # The serializer writes fields in the order of __dict__: keep the declared one.
-    fields = {name: values[name] if name in values else defaults[name] for name in names}
     object.__setattr__(model, "__dict__", fields)
     object.__setattr__(model, "__pydantic_fields_set__", set(values))
     object.__setattr__(model, "__pydantic_extra__", None)

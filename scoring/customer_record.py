@@ -31,6 +31,7 @@ HEAD_V2 = struct.Struct("<Biiqdid")
 BANDS = ("low", "medium", "high")
 """Risk bands by their code in the head (`schemas.segments.RiskBand` values, in
 `scoring.traits.BAND_ORDER`)."""
+_BAND_CODES = {band: code for code, band in enumerate(BANDS)}
 _NONE = -1
 HISTORY_LIMIT = 10
 """Segment changes a record keeps (the newest): about 20 bytes each in the changelog."""
@@ -133,7 +134,7 @@ class CustomerRecord:
             recency,
             frequency,
             monetary,
-            _NONE if self.band is None else BANDS.index(self.band),
+            _NONE if self.band is None else _BAND_CODES[self.band],
             math.nan if self.p_alive is None else self.p_alive,
             _NONE if self.repeat_days is None else self.repeat_days,
         )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from schemas.events import CustomerEvent, EventType
 from schemas.segments import RfmFeatures
@@ -41,12 +42,13 @@ MAX_IDS_PER_CUSTOMER = 50_000
 """Hard cap on remembered event ids per customer (oldest forgotten first)."""
 
 
-@dataclass(frozen=True)
-class Lifetime:
+class Lifetime(NamedTuple):
     """A customer's whole purchase history as BG/NBD and Gamma-Gamma take it, at a time T.
 
     Days are UTC purchase days: several purchases on one day are one purchase
-    of their summed amount (`schemas.traits.PurchaseModel.purchase_days`).
+    of their summed amount (`schemas.traits.PurchaseModel.purchase_days`). A
+    tuple, so that an evaluation's rows go into one array as they are: every
+    scored customer of a predictive model makes one.
     """
 
     x: int
@@ -57,6 +59,8 @@ class Lifetime:
     """Days from the first purchase day to T's."""
     repeat_micros: int
     """Purchase amounts of the repeat days, micro-units (their mean is Gamma-Gamma's m)."""
+    first_day: int
+    """The first purchase day (day number)."""
 
     @property
     def mean_value(self) -> float:
@@ -173,7 +177,7 @@ class CustomerState:
         vector = (recency_days(as_of, last), frequency, max(net, 0) / MICROS_PER_UNIT)
         if first is None:
             return vector, None
-        return vector, Lifetime(x, day_number(last) - first, end - first, repeat)
+        return vector, Lifetime(x, day_number(last) - first, end - first, repeat, first)
 
     def features(self, as_of: datetime) -> RfmFeatures | None:
         """RFM at `as_of` (not before any event applied), or None before a first purchase."""

@@ -190,24 +190,34 @@ class _TraitColumns:
     churn_risk: list[float]
     band: list[RiskBand]
     horizon_days: float
+    made: dict[tuple[float, float, float, float], CustomerTraits]
+    """The messages made so far, by value: customers with the same history have the same
+    traits (most rows of an evaluation share theirs with another), and a frozen message
+    can be shared."""
 
     @classmethod
     def of(cls, t: Traits, band: NDArray[np.int64], horizon_days: float) -> _TraitColumns:
         return cls(
             t.p_alive.tolist(), t.expected_purchases.tolist(), t.expected_value.tolist(),
             t.churn_risk.tolist(), [BAND_ORDER[code] for code in band.tolist()], horizon_days,
+            {},
         )  # fmt: skip
 
     def row(self, row: int) -> CustomerTraits:
         """The message form of one row's traits."""
-        value = self.expected_value[row]
-        return trusted(
-            CustomerTraits, p_alive=self.p_alive[row],
-            expected_purchases=self.expected_purchases[row],
-            expected_value=None if value != value else value,
-            churn_risk=self.churn_risk[row], band=self.band[row],
-            horizon_days=self.horizon_days,
+        key = (
+            self.p_alive[row], self.expected_purchases[row], self.expected_value[row],
+            self.churn_risk[row],
         )  # fmt: skip
+        made = self.made.get(key)
+        if made is None:  # (a NaN value never matches: made again, still right)
+            value = key[2]
+            made = self.made[key] = trusted(
+                CustomerTraits, p_alive=key[0], expected_purchases=key[1],
+                expected_value=None if value != value else value, churn_risk=key[3],
+                band=self.band[row], horizon_days=self.horizon_days,
+            )  # fmt: skip
+        return made
 
 
 def standing_assignments(

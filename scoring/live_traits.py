@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,7 +21,7 @@ from numpy.typing import NDArray
 from scoring import bgnbd
 from scoring.customer_record import CustomerRecord
 from scoring.customer_state import Lifetime
-from scoring.rfm import MICROS_PER_DAY
+from scoring.rfm import MICROS_PER_DAY, MICROS_PER_UNIT
 from scoring.traits import (
     BAND_ORDER,
     BandThresholds,
@@ -33,7 +34,7 @@ from scoring.traits import (
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BAND_CODES = {band.value: code for code, band in enumerate(BAND_ORDER)}
-_NO_HISTORY = Lifetime(0, 0, 0, 0)
+_NO_HISTORY = Lifetime(0, 0, 0, 0, 0)
 """For a record that holds no first purchase day (none exists that `apply` wrote)."""
 
 
@@ -72,13 +73,11 @@ def traits_at(
     and (x, t_x, T); `lifetimes`, when given, are the records' `lifetime(as_of)`."""
     if lifetimes is None:
         lifetimes = [r.state.lifetime(at) for r, at in zip(records, as_of, strict=True)]
-    rows = [
-        (life.x, life.t_x, life.T, life.mean_value, r.state.first_purchase_day or 0)
-        for r, life in zip(
-            records, (_NO_HISTORY if life is None else life for life in lifetimes), strict=True
-        )
-    ]
-    x, t_x, T, m, days = np.asarray(rows, dtype=np.float64).reshape(-1, 5).T
+    x, t_x, T, repeat, days = _columns(
+        [_NO_HISTORY if life is None else life for life in lifetimes], len(_NO_HISTORY)
+    ).T
+    # Lifetime.mean_value, vectorised: the micro-units are integers exact in a float64.
+    m = np.where(x > 0, repeat / np.maximum(x, 1.0) / MICROS_PER_UNIT, 0.0)
     first = days.astype(np.int64)  # day numbers: exact in a float64
     found = traits(model, x, t_x, T, m, horizon_days)
     return found, thresholds.codes(found.churn_risk), first, (x, t_x, T)
@@ -109,7 +108,7 @@ def score_traits(
     ).astype(np.int64)
     # Where each record stood, in one pass: segment and band (-1: none), p_alive (NaN: none),
     # repeat purchase days (-1: none).
-    before = np.asarray(
+    before = _columns(
         [
             (
                 -1 if r.segment_id is None or r.band is None else r.segment_id,
@@ -119,14 +118,21 @@ def score_traits(
             )
             for r in records
         ],
-        dtype=np.float64,
-    ).reshape(-1, 4)
+        4,
+    )
     x0 = before[:, 3].astype(np.int64)
     expected, bought = _since_previous(model, x0, previous, first, x, t_x, T)
     return TraitRows(
         found, band, x.astype(np.int64), crossing, expected, bought,
         before[:, 0].astype(np.int64), before[:, 1].astype(np.int64), before[:, 2],
     )  # fmt: skip
+
+
+def _columns(rows: Sequence[tuple[float, ...]], width: int) -> FloatArray:
+    """Rows of `width` numbers as a float array; `np.fromiter` over the flattened rows
+    takes a third of the time `np.asarray` does (it need not find the shape)."""
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
+    return flat.reshape(-1, width)
 
 
 def _since_previous(

@@ -24,7 +24,7 @@ from schemas.events import CustomerEvent, EventType
 from schemas.model import SegmentModel
 from schemas.segments import ChangeReason, RiskBandChange, SegmentAssignment, SegmentChange
 from scoring.active_model import ActiveModel
-from scoring.customer_record import CustomerRecord, epoch_micros, from_epoch_micros
+from scoring.customer_record import BANDS, CustomerRecord, epoch_micros, from_epoch_micros
 from scoring.customer_state import CustomerState
 from scoring.due_index import DueIndex
 from scoring.emission import Emission, emit, standing_assignments
@@ -35,7 +35,7 @@ from scoring.online_clusters import DEFAULT_LEARNING_RATE, OnlineCentroids
 from scoring.outcomes import Outcome
 from scoring.rfm import day_number, first_window_day
 from scoring.standings import Standings
-from scoring.traits import BAND_ORDER, DEFAULT_HORIZON_DAYS, BandThresholds
+from scoring.traits import DEFAULT_HORIZON_DAYS, BandThresholds
 
 ClockMode = Literal["event", "wall"]
 RecordLookup = Callable[[str, int], CustomerRecord | None]
@@ -345,7 +345,7 @@ class Rescorer:
         dues = evaluation.due.tolist()
         found = evaluation.traits
         if found is not None:
-            bands = found.band.tolist()
+            bands = [BANDS[code] for code in found.band.tolist()]  # the values, not the enums
             alive = found.traits.p_alive.astype(np.float32).tolist()  # as the record keeps it
             repeats = found.repeat_days.tolist()
         partitions = evaluation.partitions
@@ -361,7 +361,7 @@ class Rescorer:
             if found is None:
                 record.band = record.p_alive = record.repeat_days = None
             else:
-                record.band = BAND_ORDER[bands[row]].value
+                record.band = bands[row]
                 record.p_alive, record.repeat_days = alive[row], repeats[row]
             if emission.written[row]:
                 result.records[key] = record

@@ -257,6 +257,11 @@ def test_trusted_construction_equals_validation_for_the_hot_path_contracts() -> 
     assert built_change.model_dump_json() == SegmentChange.model_validate(change).model_dump_json()
     with pytest.raises(TypeError, match=r"missing \['customer_id'\]"):
         trusted(SegmentAssignment, **{k: v for k, v in assignment.items() if k != "customer_id"})
+    # Values given in any order come out in the declared one; an unknown name is refused.
+    backwards = trusted(RfmFeatures, **dict(reversed(features.items())))
+    assert backwards.model_dump_json() == RfmFeatures.model_validate(features).model_dump_json()
+    with pytest.raises(TypeError, match=r"missing \[\], unknown \['bogus'\]"):
+        trusted(RfmFeatures, **features, bogus=1)
 
 
 def test_json_bytes_are_the_model_dump_json_bytes_with_and_without_exclusions() -> None:

@@ -160,3 +160,10 @@ def test_a_partitions_standings_equal_its_decoded_records() -> None:
         assert (standings.alive[row] == 0.5) == (record.p_alive is not None)
     with pytest.raises(ValueError, match="not a record"):
         Standings.of_records([("bad", b"\x02\x00")])
+
+
+def test_the_band_codes_are_the_traits_band_order() -> None:
+    """The head's band codes are `BAND_ORDER`'s, which the core writes records by."""
+    from scoring.traits import BAND_ORDER
+
+    assert tuple(band.value for band in BAND_ORDER) == BANDS
