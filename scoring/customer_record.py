@@ -31,7 +31,8 @@ HEAD_V2 = struct.Struct("<Biiqdid")
 BANDS = ("low", "medium", "high")
 """Risk bands by their code in the head (`schemas.segments.RiskBand` values, in
 `scoring.traits.BAND_ORDER`)."""
-_BAND_CODES = {band: code for code, band in enumerate(BANDS)}
+BAND_CODES = {band: code for code, band in enumerate(BANDS)}
+"""Each band's code (`BANDS` inverted)."""
 _NONE = -1
 HISTORY_LIMIT = 10
 """Segment changes a record keeps (the newest): about 20 bytes each in the changelog."""
@@ -134,7 +135,7 @@ class CustomerRecord:
             recency,
             frequency,
             monetary,
-            _NONE if self.band is None else _BAND_CODES[self.band],
+            _NONE if self.band is None else BAND_CODES[self.band],
             math.nan if self.p_alive is None else self.p_alive,
             _NONE if self.repeat_days is None else self.repeat_days,
         )

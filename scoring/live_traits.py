@@ -19,11 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from scoring import bgnbd
-from scoring.customer_record import CustomerRecord
+from scoring.customer_record import BAND_CODES, CustomerRecord
 from scoring.customer_state import Lifetime
 from scoring.rfm import MICROS_PER_DAY, MICROS_PER_UNIT
 from scoring.traits import (
-    BAND_ORDER,
     BandThresholds,
     TraitModel,
     Traits,
@@ -33,7 +32,6 @@ from scoring.traits import (
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-BAND_CODES = {band.value: code for code, band in enumerate(BAND_ORDER)}
 _NO_HISTORY = Lifetime(0, 0, 0, 0, 0)
 """For a record that holds no first purchase day (none exists that `apply` wrote)."""
 
