@@ -1,8 +1,9 @@
 """The events topic split by customer on local disk: training from Kafka out of core.
 
-The topic is read from its beginning to the end offsets seen at the start,
-with aiokafka's batched ``getmany`` (a group-less consumer that assigns every
-partition, so nothing is committed and no group is joined). Fetched values
+The topic is read from its beginning to the last stable offsets seen at the
+start, committed records only, by `offline.topic_values` (Fetch requests of
+its own, no consumer group, nothing committed; the values taken straight out
+of the record batches, not through one consumer record each). Fetched values
 are gathered into chunks of `CHUNK_RECORDS`; each chunk is written as a JSON
 Lines file and split exactly like an ``--events`` file
 (`offline.partitioned_log.split_file`: column-wise validation, Parquet
@@ -25,10 +26,11 @@ import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
+from kafka import TopicPartition as KafkaTopicPartition
 
 from offline.errors import InputError, KafkaUnavailable
 from offline.event_validation import EXAMPLES
@@ -43,12 +45,14 @@ from offline.partitioned_log import (
     split_file,
     split_files,
 )
+from offline.topic_values import Span, read_values
 from schemas.settings import RescorerSettings
 
 CHUNK_RECORDS = 500_000
 """Records per chunk written and split at once (a few hundred MB at most in memory)."""
 NOT_AN_OBJECT = "payload is not a JSON object"
-FETCH_BYTES = 8 * 1024 * 1024
+PROGRESS_EVERY = 1_000_000
+"""Records between two progress lines."""
 
 
 class _Chunks:
@@ -80,12 +84,14 @@ class _Chunks:
                 self.flush()
 
     def _add_lines(self, values: Sequence[bytes | None]) -> None:
-        if None not in values:
+        try:  # (a tombstone's None fails the join: faster than looking for one first)
             blob = b"\n".join(cast("Sequence[bytes]", values))
-            if blob.count(b"\n") == len(values) - 1 and b"\r" not in blob:
-                self.blobs.append(blob)
-                self.records += len(values)
-                return
+        except TypeError:
+            blob = None
+        if blob is not None and blob.count(b"\n") == len(values) - 1 and b"\r" not in blob:
+            self.blobs.append(blob)
+            self.records += len(values)
+            return
         lines = []
         for value in values:
             if value is None or b"\n" in value or b"\r" in value:
@@ -111,7 +117,10 @@ class _Chunks:
         if not self.blobs:
             return
         path = self.log.directory / f"chunk{self.index:05d}.jsonl"
-        path.write_bytes(b"\n".join(self.blobs))
+        with path.open("wb") as out:  # blob by blob: no copy of the whole chunk
+            for blob in self.blobs:
+                out.write(blob)
+                out.write(b"\n")
         self.blobs, self.records = [], 0
         self._splitting = self._splitter.submit(_split_chunk, self.log, self.index, path)
         self.index += 1
@@ -152,74 +161,57 @@ def _one_line(value: bytes | None) -> bytes | None:
     return json.dumps(decoded).encode() if isinstance(decoded, dict) else None
 
 
-def _partitions(settings: RescorerSettings, topic: str) -> list[int]:
-    """The topic's partitions (kafka-python asks the cluster for a topic it was not told of)."""
-    consumer = open_consumer(settings, group_id=None)
+def _bounds(settings: RescorerSettings, topic: str) -> dict[int, Span]:
+    """Each partition's offsets to read, fixed now: from its log start to its last stable
+    offset (an open transaction's records are not read: its outcome is not known yet)."""
+    consumer = open_consumer(settings, group_id=None, isolation_level="read_committed")
     try:
+        # (kafka-python asks the cluster for a topic it was not told of.)
         partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise InputError(f"topic {topic} does not exist or has no partitions")
+        assigned = [KafkaTopicPartition(topic, p) for p in sorted(partitions)]
+        starts = consumer.beginning_offsets(assigned)
+        ends = consumer.end_offsets(assigned)
     finally:
         consumer.close()
-    if not partitions:
-        raise InputError(f"topic {topic} does not exist or has no partitions")
-    return sorted(partitions)
+    return {tp.partition: Span(starts[tp], ends[tp]) for tp in assigned}
 
 
 async def _drain(
     settings: RescorerSettings,
     topic: str,
-    partitions: list[int],
-    on_bounds: Callable[[int], _Chunks],
+    spans: dict[int, Span],
+    chunks: _Chunks,
     progress: Callable[[str], None] | None,
-) -> _Chunks:
-    consumer = AIOKafkaConsumer(
-        **settings.aiokafka_config(),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=FETCH_BYTES,
-        fetch_max_bytes=4 * FETCH_BYTES,
-    )
+) -> None:
+    client = AIOKafkaClient(**settings.aiokafka_config())
     try:
-        await consumer.start()
+        await client.bootstrap()
     except KafkaError as exc:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
         ) from exc
+    read = dict.fromkeys(spans, 0)
+    reported = [0]
+
+    def on_values(partition: int, values: list[bytes | None]) -> None:
+        chunks.add_all(values)
+        read[partition] += len(values)
+        total = sum(read.values())
+        if progress and total - reported[0] >= PROGRESS_EVERY:
+            reported[0] = total
+            progress(f"read {total} records from {topic}")
+
+    def on_done(partition: int) -> None:
+        if progress:
+            progress(f"{topic}[{partition}]: read {read[partition]} records to its end")
+
     try:
-        assigned = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(assigned)
-        starts: dict[Any, int] = await consumer.beginning_offsets(assigned)
-        ends: dict[Any, int] = await consumer.end_offsets(assigned)
-        for tp in assigned:
-            consumer.seek(tp, starts[tp])
-        chunks = on_bounds(sum(ends[tp] - starts[tp] for tp in assigned))
-        try:
-            remaining = {tp for tp in assigned if ends[tp] > starts[tp]}
-            read = dict.fromkeys(assigned, 0)
-            while remaining:
-                batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
-                for tp, records in batches.items():
-                    end = ends[tp]
-                    values = [record.value for record in records if record.offset < end]
-                    chunks.add_all(values)
-                    read[tp] += len(values)
-                for tp in list(remaining):
-                    # Positions, not the last offset read: a compacted or transactional
-                    # partition may end with offsets that deliver no record.
-                    if await consumer.position(tp) >= ends[tp]:
-                        remaining.discard(tp)
-                        consumer.pause(tp)
-                        if progress:
-                            progress(f"{topic}[{tp.partition}]: read {read[tp]} records to its end")
-                if progress and batches:
-                    progress(f"read {sum(read.values())} records from {topic}")
-            chunks.finish()
-        except BaseException:
-            chunks.abandon()
-            raise
-        return chunks
+        await client.add_topic(topic)
+        await read_values(client, topic, spans, on_values, on_done)
     finally:
-        await consumer.stop()
+        await client.close()
 
 
 def partition_topic(
@@ -242,7 +234,9 @@ def partition_topic(
     holder: list[PartitionedLog] = []
     from_files: list[str] = []
 
-    def on_bounds(records: int) -> _Chunks:
+    try:
+        spans = _bounds(settings, topic)
+        records = sum(span.end - span.position for span in spans.values())
         sources = [*map(str, paths), f"kafka:{topic}"]
         log = new_log(work_dir, partition_count(paths, records), sources)
         holder.append(log)
@@ -250,12 +244,13 @@ def partition_topic(
             if progress:
                 progress(f"splitting {len(paths)} event files by customer")
             from_files.extend(split_files(log, paths))
-        return _Chunks(log, first_index=len(paths))
-
-    try:
-        partitions = _partitions(settings, topic)
-        chunks = asyncio.run(_drain(settings, topic, partitions, on_bounds, progress))
-        log = chunks.log
+        chunks = _Chunks(log, first_index=len(paths))
+        try:
+            asyncio.run(_drain(settings, topic, spans, chunks, progress))
+            chunks.finish()
+        except BaseException:
+            chunks.abandon()
+            raise
         unparsable = {NOT_JSON_LINE: (len(from_files), from_files),
                       NOT_AN_OBJECT: (chunks.unparsable, chunks.examples)}  # fmt: skip
         finish_split(log, unparsable, max_reject_share)

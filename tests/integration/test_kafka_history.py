@@ -135,3 +135,43 @@ def test_files_and_topic_together_give_the_features_of_their_union(
             f"kafka:{topic}",
         ]
         assert union.rejections.rejected == 0
+
+
+def test_an_aborted_transactions_events_are_not_read_and_a_committed_ones_are(
+    kafka: ProvidedBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    """As the worker reads (read_committed): the markers are skipped, an abort drops."""
+    from kafka import KafkaProducer
+
+    topic, settings = events_topic(kafka, topic_prefix)
+    bodies = json_bodies(synthetic_events(30, seed=11)[0])
+    plain, committed, aborted = bodies[:50], bodies[50:120], bodies[120:200]
+    send(
+        settings, topic, ((None, b["customer_id"].encode(), json.dumps(b).encode()) for b in plain)
+    )
+    producer = KafkaProducer(
+        transactional_id=f"{topic_prefix}-upstream", enable_idempotence=True,
+        **settings.kafka_python_config(),
+    )  # fmt: skip
+    try:
+        producer.init_transactions()
+        for part, commit in ((committed, True), (aborted, False)):
+            producer.begin_transaction()
+            for b in part:
+                producer.send(topic, key=b["customer_id"].encode(), value=json.dumps(b).encode())
+            producer.flush()
+            (producer.commit_transaction if commit else producer.abort_transaction)()
+    finally:
+        producer.close()
+    expected = tmp_path / "expected.jsonl"
+    expected.write_text("".join(json.dumps(b) + "\n" for b in plain + committed))
+
+    with (
+        partition_topic(settings, work_dir=str(tmp_path)) as from_topic,
+        partition_events([str(expected)], work_dir=str(tmp_path)) as from_file,
+    ):
+        assert from_topic.rejections.total_rows == len(plain) + len(committed)
+        span = from_file.span()
+        horizon = Horizon(span.latest, 365, None)
+        ours, theirs = from_topic.customers(horizon), from_file.customers(horizon)
+        assert ours.rows.sort("customer_id").equals(theirs.rows.sort("customer_id"))
