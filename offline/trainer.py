@@ -184,9 +184,10 @@ def train(
             # The segments' traits wait for the fit, on the fit's thread: beside the checks.
             profiling = pool.submit(_segment_traits, fitting, summary, fitted.segment_ids)
             checks = _check(history, data, fitted, config, progress)
+            # Packaging needs no trait either: beside the fit's end too.
+            packaged = _package(data, fitted, checks, config, previous)
         progress("fitting BG/NBD and Gamma-Gamma for the predictive traits")
         traits, by_segment = fitting.result(), profiling.result()
-    packaged = _package(data, fitted, checks, config, previous)
     model = _with_traits(packaged, traits, by_segment)
     return TrainResult(
         model, data.features, fitted.segment_ids, fitted.segmenter.candidates_, checks.internal,

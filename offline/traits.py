@@ -12,8 +12,8 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import roc_auc_score
 
+from offline.auc import roc_auc
 from offline.clv_fit import BgNbdFit, FitFailed, PurchaseSummary, fit_bgnbd, fit_gamma_gamma
 from offline.customer_table import THEN, CustomerTable, Horizon
 from schemas.segments import RiskBand
@@ -134,8 +134,6 @@ def _check(table: CustomerTable, horizon: Horizon) -> TraitsCheck | None:
                 float(predicted[members].mean()),
                 int(members.sum()),
             )
-    bought = actual > 0
-    auc = float(roc_auc_score(bought, predicted)) if 0 < bought.sum() < len(bought) else None
     return TraitsCheck(
         holdout_days=max(holdout_days, 1),
         calibration=_figures(fit),
@@ -143,7 +141,7 @@ def _check(table: CustomerTable, horizon: Horizon) -> TraitsCheck | None:
         by_calibration_purchases=by_x,
         actual_repeat_days=int(actual.sum()),
         predicted_repeat_days=float(predicted.sum()),
-        expected_purchases_auc=auc,
+        expected_purchases_auc=roc_auc(actual > 0, predicted),
     )
 
 

@@ -131,6 +131,26 @@ def test_the_bgnbd_gradient_equals_the_likelihoods_finite_differences() -> None:
         assert gradient == pytest.approx(numeric, rel=1e-4, abs=1e-3)
 
 
+def test_the_gamma_gamma_likelihood_and_gradient_equal_the_models_and_its_differences() -> None:
+    from scipy.optimize import approx_fprime
+
+    from offline.clv_fit import _gamma_gamma_negative
+    from scoring import gamma_gamma
+    from scoring.gamma_gamma import GammaGammaParams
+
+    rng = np.random.default_rng(9)
+    x = rng.integers(1, 12, 900).astype(float)
+    m = rng.gamma(4.0, 9.0, 900)
+    negative = _gamma_gamma_negative(x, m)
+    for params in ([6.25, 3.74, 15.44], [1.0, 1.0, 35.0], [0.3, 12.0, 400.0]):
+        expected = float(np.sum(gamma_gamma.log_likelihood(GammaGammaParams(*params), x, m)))
+        at = np.log(params)
+        value, gradient = negative(at)
+        assert -value == pytest.approx(expected, rel=1e-12)
+        numeric = approx_fprime(at, lambda p: negative(p)[0], 1e-6)
+        assert gradient == pytest.approx(numeric, rel=1e-4, abs=1e-3)
+
+
 def test_distinct_rows_equal_numpys_unique_rows() -> None:
     from offline.clv_fit import _distinct_rows
 
