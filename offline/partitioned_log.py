@@ -107,7 +107,7 @@ class PartitionedLog:
             return None
         return pl.scan_parquet(files, hive_partitioning=False).select(*EVENT_SCHEMA, *ORDER)
 
-    def _parts(self) -> list[pl.LazyFrame]:
+    def partition_scans(self) -> list[pl.LazyFrame]:
         """Each partition's valid events, with their `ORDER` columns."""
         scans = (self._scan(p) for p in range(self.partitions))
         return [s for s in scans if s is not None]
@@ -129,7 +129,7 @@ class PartitionedLog:
 
     def customers(self, horizon: Horizon) -> CustomerTable:
         """The per-customer table, one partition in memory at a time."""
-        return customer_table(self._parts(), horizon, ORDER)
+        return customer_table(self.partition_scans(), horizon, ORDER)
 
     def events_of(self, customer_ids: pl.Series) -> pl.DataFrame:
         """The events of these customers, reading only the partitions that hold them."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -52,11 +52,16 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--max-invalid-share", type=float, default=0.01, help="stop above this share of bad rows"
     )
+    parser.add_argument(
+        "--work-dir", help="where the events are split and sorted on disk (default: a temp dir)"
+    )
     parser.set_defaults(handler=run)
 
 
-def _events(frame: Any) -> Iterator[CustomerEvent]:
-    for event_id, customer_id, kind, occurred_at, amount in frame.iter_rows():
+def _events(rows: Iterable[Sequence[Any]], counted: list[int]) -> Iterator[CustomerEvent]:
+    """Events from `offline.event_time_order` rows (key first), counted in `counted[0]`."""
+    for _at, _file, _row, event_id, customer_id, kind, occurred_at, amount in rows:
+        counted[0] += 1
         yield CustomerEvent.model_construct(
             event_id=event_id,
             customer_id=customer_id,
@@ -109,7 +114,8 @@ class _FileSink:
 def run(args: argparse.Namespace) -> int:
     """Replay, then write ``changes.jsonl``, ``assignments.jsonl`` and ``band-changes.jsonl``."""
     from offline.errors import InputError
-    from offline.events_io import load_events
+    from offline.event_time_order import time_ordered
+    from offline.partitioned_log import partition_events
     from rescorer.common import load_settings
     from schemas.model import ModelRejected
     from schemas.registry import ModelRegistry
@@ -133,13 +139,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--model-dir {args.model_dir}: {exc}") from exc
     if model is None:
         raise UsageError(f"--model-dir {args.model_dir} has no active model")
-    try:
-        log = load_events(args.events, args.max_invalid_share)
-    except InputError as exc:
-        raise UsageError(str(exc)) from exc
-    frame = log.frame.select("event_id", "customer_id", "type", "occurred_at", "amount")
-    frame = frame.with_columns(frame["type"].cast(str)).sort("occurred_at", maintain_order=True)
-    del log  # the sorted copy is all that is read from here on
     settings = load_settings()
     config = RescoreConfig(
         margin=args.margin,
@@ -150,12 +149,19 @@ def run(args: argparse.Namespace) -> int:
         traits_horizon_days=settings.traits_horizon_days,
         bands=BandThresholds(settings.risk_band_medium, settings.risk_band_high),
     )
+    try:
+        # Out of core: validated and split on disk, then merged in event time (bounded memory).
+        log = partition_events(args.events, args.max_invalid_share, args.work_dir)
+    except InputError as exc:
+        raise UsageError(str(exc)) from exc
     args.out.mkdir(parents=True, exist_ok=True)
-    with _FileSink(args.out) as sink:
-        summary = replay_into(_events(frame), model, sink, config, args.batch_size)
+    replayed = [0]
+    with log, _FileSink(args.out) as sink:
+        events = _events(time_ordered(log), replayed)
+        summary = replay_into(events, model, sink, config, args.batch_size)
     reasons = sink.reasons
     print(
-        f"replayed {frame.height} events with model v{model.version}: "
+        f"replayed {replayed[0]} events with model v{model.version}: "
         f"{sink.assigned} customers assigned, {sum(reasons.values())} changes "
         f"({', '.join(f'{r}={n}' for r, n in sorted(reasons.items())) or 'none'})"
     )
