@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,16 @@ def register(commands: Any) -> None:
 
 def _events(rows: Iterable[Sequence[Any]], counted: list[int]) -> Iterator[CustomerEvent]:
     """Events from `offline.event_time_order` rows (key first), counted in `counted[0]`."""
-    for _at, _file, _row, event_id, customer_id, kind, occurred_at, amount in rows:
+    epoch, micro = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+    for at, _file, _row, event_id, customer_id, kind, _occurred_at, amount in rows:
         counted[0] += 1
         yield CustomerEvent.model_construct(
             event_id=event_id,
             customer_id=customer_id,
             type=EventType(kind),
-            occurred_at=occurred_at,
+            # The same instant with datetime's own UTC, not polars' ZoneInfo("UTC"):
+            # every offset the core asks for is then a constant.
+            occurred_at=epoch + at * micro,
             amount=amount,
         )
 
