@@ -36,8 +36,9 @@ from offline.errors import InputError, KafkaUnavailable
 READ_COMMITTED = 1
 V2_CRC_END = 21
 """Where a v2 record batch's CRC ends (offset 8, length 4, leader epoch 4, magic 1, CRC 4)."""
-PARTITION_FETCH_BYTES = 8 * 1024 * 1024
-FETCH_BYTES = 32 * 1024 * 1024
+PARTITION_FETCH_BYTES = 4 * 1024 * 1024
+FETCH_BYTES = 16 * 1024 * 1024
+"""A response's buffers stay below glibc's largest mmap threshold (`offline.allocator`)."""
 FETCH_WAIT_MS = 100
 LEADER_RETRIES = 20
 """Fetch rounds in a row that may find no leader for a partition (a leader election)."""
