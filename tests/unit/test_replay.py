@@ -123,6 +123,10 @@ def test_replay_is_deterministic_and_the_change_stream_is_consistent(
         (["--learning-rate", "-1"], "--learning-rate: -1 is not a learning rate"),
         (["--sweep-period-hours", "0"], "--sweep-period-hours 0 must be positive"),
         (["--batch-size", "0"], "--batch-size 0 must be at least 1"),
+        (
+            ["--work-dir", "/nonexistent/scratch"],
+            "work directory /nonexistent/scratch does not exist",
+        ),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(
