@@ -2,13 +2,14 @@
 
 scikit-learn's `roc_auc_score` builds the whole curve after checking its
 input's kind: 0.42 s for a million scores here, where the rank sum needs one
-sort (0.1 s). Ties count a half, as on the curve's diagonal steps.
+sort (scipy's `rankdata`). Ties count a half, as on the curve's diagonal steps.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import rankdata
 
 
 def roc_auc(positive: ArrayLike, score: ArrayLike) -> float | None:
@@ -19,13 +20,7 @@ def roc_auc(positive: ArrayLike, score: ArrayLike) -> float | None:
     negatives = len(labels) - positives
     if positives == 0 or negatives == 0:
         return None
-    order = np.argsort(scores, kind="stable")
-    ordered = scores[order]
     # Ranks 1..n, each run of equal scores given its mean rank.
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], len(ordered)]
-    mean_rank = (starts + ends + 1) / 2.0
-    ranks = np.repeat(mean_rank, ends - starts)
-    rank_sum = float(ranks[labels[order]].sum())
+    rank_sum = float(rankdata(scores)[labels].sum())
     u = rank_sum - positives * (positives + 1) / 2.0
     return u / (positives * negatives)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -23,10 +22,10 @@ from offline.partitioned_log import ORDER, PartitionedLog
 
 RUN_SLICE = 20_000
 """Rows of a run read at a time (and its Parquet row groups)."""
-FIELDS = ("event_id", "customer_id", "type", "occurred_at", "amount")
-"""What each merged row carries, after its key."""
+FIELDS = ("event_id", "customer_id", "type", "amount")
+"""What each merged row carries after its key, whose first part is the event time."""
 
-Row = tuple[int, int, int, str, str, str, datetime, float | None]
+Row = tuple[int, int, int, str, str, str, float | None]
 """(occurred_at in epoch microseconds, file, row, *FIELDS): the key first."""
 
 
@@ -36,7 +35,7 @@ def _run(scan: pl.LazyFrame, path: Path) -> Path:
         *ORDER,
         *FIELDS[:2],
         pl.col("type").cast(pl.String),
-        *FIELDS[3:],
+        "amount",
     ).sort("at", *ORDER).sink_parquet(path, row_group_size=RUN_SLICE, statistics=False,
                                       compression="uncompressed")  # fmt: skip
     return path

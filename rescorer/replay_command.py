@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from rescorer.common import margin_arg, rate_arg
 from rescorer.errors import UsageError
 from schemas.events import CustomerEvent, EventType
 from schemas.segments import RiskBandChange, SegmentAssignment, SegmentChange
+from scoring.customer_record import from_epoch_micros
 
 
 def register(commands: Any) -> None:
@@ -60,16 +61,15 @@ def register(commands: Any) -> None:
 
 def _events(rows: Iterable[Sequence[Any]], counted: list[int]) -> Iterator[CustomerEvent]:
     """Events from `offline.event_time_order` rows (key first), counted in `counted[0]`."""
-    epoch, micro = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
-    for at, _file, _row, event_id, customer_id, kind, _occurred_at, amount in rows:
+    for at, _file, _row, event_id, customer_id, kind, amount in rows:
         counted[0] += 1
         yield CustomerEvent.model_construct(
             event_id=event_id,
             customer_id=customer_id,
             type=EventType(kind),
-            # The same instant with datetime's own UTC, not polars' ZoneInfo("UTC"):
-            # every offset the core asks for is then a constant.
-            occurred_at=epoch + at * micro,
+            # With datetime's own UTC, not polars' ZoneInfo("UTC"): every offset the
+            # core asks for is then a constant.
+            occurred_at=from_epoch_micros(at),
             amount=amount,
         )
 

@@ -13,6 +13,7 @@ import pytest
 from offline.event_time_order import time_ordered
 from offline.events_io import load_events
 from offline.partitioned_log import partition_events
+from scoring.customer_record import from_epoch_micros
 
 FIELDS = ["event_id", "customer_id", "type", "occurred_at", "amount"]
 
@@ -53,6 +54,6 @@ def test_the_merged_runs_equal_a_stable_sort_by_event_time(tmp_path: Path, parti
     )  # fmt: skip
     with partition_events(paths, work_dir=str(tmp_path), partitions=partitions) as log:
         assert log.rejections.rejected == 2
-        merged = [row[3:] for row in time_ordered(log)]
+        merged = [(*row[3:6], from_epoch_micros(row[0]), row[6]) for row in time_ordered(log)]
     assert len(merged) == 6000
     assert merged == expected
